@@ -16,6 +16,17 @@ mkdir -p "$dest"
    | grep -zv -E '^(\.collections|tests/emqx_standin|molecule|\.config)/' \
    | xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}" || true' \
    | tar --null -T - -cf -) | tar -C "$dest" -xf -
+# ansible-test bootstraps pip in its own virtualenvs with a get-pip.py it downloads from a host these
+# machines cannot reach: give it the offline equivalent (see scripts/get_pip_offline.py).
+pip_version="$(python - <<'PY'
+import re, ansible_test, pathlib
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PY
+)"
+cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+mkdir -p "$(dirname "$cache")"
+cmp -s "$top/scripts/get_pip_offline.py" "$cache" || cp "$top/scripts/get_pip_offline.py" "$cache"
 cd "$dest"
 git init -q . && git add -A >/dev/null 2>&1 && git -c user.email=ci@localhost -c user.name=ci commit -qm tree >/dev/null
 case "$cmd" in

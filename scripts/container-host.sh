@@ -3,7 +3,8 @@
 #   1. Docker engine installed (Debian's docker.io) and answering;
 #   2. systemd base images built from Debian's packages (no image registry needed).
 # Each step checks first and returns quickly when already done.
-# Usage: scripts/container-host.sh [engine|images|all]   (default: all)
+#   3. controller tools the tests use (real MQTT clients, openssl).
+# Usage: scripts/container-host.sh [engine|images|tools|all]   (default: all)
 set -euo pipefail
 
 IMAGE_REPO="${IOTHUB_IMAGE_REPO:-iothub-emq/debian-systemd}"
@@ -93,9 +94,19 @@ ensure_images() {
   done
 }
 
+# Controller-side programs the tests drive: mosquitto_pub/mosquitto_sub (real MQTT clients),
+# openssl (test certificates), dpkg-deb (builds the stand-in package).
+TOOLS="${IOTHUB_HOST_TOOLS:-mosquitto-clients openssl dpkg git}"
+ensure_tools() {
+  # shellcheck disable=SC2086
+  apt_install $TOOLS
+  say "controller tools present ($TOOLS)"
+}
+
 case "${1:-all}" in
   engine) ensure_engine ;;
   images) ensure_images ;;
-  all) ensure_engine; ensure_images ;;
-  *) die "usage: $0 [engine|images|all]" ;;
+  tools) ensure_tools ;;
+  all) ensure_engine; ensure_images; ensure_tools ;;
+  *) die "usage: $0 [engine|images|tools|all]" ;;
 esac

@@ -12,8 +12,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
-# Scenarios `make test` runs, in order.
-SCENARIOS ?= toolchain
+# Scenarios `make test` runs, in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
+SCENARIOS ?= toolchain emq_node emq_cluster emq_cluster+manual
+# The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
+STANDIN_VERSION ?= 5.8.9
+STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
+STANDIN_SOURCES := $(shell find tests/emqx_standin -type f -not -path '*/__pycache__/*' -not -path '*/dist/*' 2>/dev/null)
 
 export PATH := $(BIN):$(PATH)
 export MOLECULE_GLOB := molecule/*/molecule.yml
@@ -21,7 +25,8 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections:$(HOME)/.ansible/colle
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help test venv host lint yamllint ansible-lint sanity units pytest build molecule clean
+
+.PHONY: help test venv host standin lint yamllint ansible-lint sanity units pytest build molecule clean
 
 help:
 	@echo "make test                  run every gate (lint, sanity, units, pytest, build, molecule)"
@@ -31,9 +36,12 @@ help:
 	@echo "make build                 build the collection tarball and run galaxy-importer on it"
 	@echo "make molecule SCENARIO=x   one Molecule scenario (default: $(SCENARIO))"
 	@echo "make host                  install/start the Docker engine and build the base images"
+	@echo "make standin               build the offline EMQX stand-in package the scenarios install"
 
 test: venv host lint sanity units pytest build
-	@for s in $(SCENARIOS); do $(MAKE) --no-print-directory molecule SCENARIO=$$s; done
+	@for s in $(SCENARIOS); do \
+	  case $$s in *+*) EMQ_CLUSTER_DISCOVERY=$${s#*+} $(MAKE) --no-print-directory molecule SCENARIO=$${s%%+*};; \
+	  *) $(MAKE) --no-print-directory molecule SCENARIO=$$s;; esac; done
 	@echo "make test: all gates passed"
 
 # ---- set-up (idempotent) -------------------------------------------------------------------
@@ -77,7 +85,12 @@ build: venv
 	  || { cat build/importer.log; exit 1; }
 	@python scripts/check_importer.py build/importer.log
 
-molecule: venv host
+standin: $(STANDIN_DEB)
+
+$(STANDIN_DEB): $(STANDIN_SOURCES)
+	tests/emqx_standin/build_deb.sh --version $(STANDIN_VERSION) --output $(dir $@)
+
+molecule: venv host standin
 	molecule test -s $(SCENARIO)
 
 clean:

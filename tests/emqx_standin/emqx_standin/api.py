@@ -1,0 +1,395 @@
+"""The dashboard listener's REST API (the subset of EMQX 5.8's /api/v5 the collection uses).
+
+No auth: GET /status, /api/v5/status (text or ?format=json; 503 + retry-after while not running).
+POST /api/v5/login {username, password} -> token. Everything else under /api/v5 needs HTTP Basic
+with an API key:secret (from api_key.bootstrap_file) or a Bearer token from /login.
+"""
+
+import asyncio
+import base64
+import json
+import secrets
+import ssl
+import time
+import urllib.parse
+
+from . import VERSION, EDITION
+from .broker import Message
+from .cluster import NodeDown, DistConn
+from .node import check_password
+
+REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+
+
+def _bind_host_port(bind):
+    if isinstance(bind, int):
+        return "0.0.0.0", bind
+    s = str(bind)
+    if s.isdigit():
+        return "0.0.0.0", int(s)
+    if s.startswith("["):
+        host, _, port = s[1:].partition("]:")
+        return host, int(port)
+    host, _, port = s.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+class Request:
+    def __init__(self, method, target, headers, body, peer):
+        self.method = method
+        parsed = urllib.parse.urlsplit(target)
+        self.path = urllib.parse.unquote(parsed.path)
+        self.query = dict(urllib.parse.parse_qsl(parsed.query))
+        self.headers = headers
+        self.body = body
+        self.peer = peer
+
+    def json(self):
+        if not self.body:
+            return {}
+        return json.loads(self.body)
+
+
+def _json(status, obj, headers=None):
+    return status, dict({"content-type": "application/json"}, **(headers or {})), json.dumps(obj).encode()
+
+
+def _error(status, code, message):
+    return _json(status, {"code": code, "message": message})
+
+
+class ApiServer:
+    def __init__(self, node):
+        self.node = node
+        self.servers = []
+        self.tokens = {}   # token -> (username, expiry)
+
+    async def start(self):
+        d = self.node.conf["dashboard"]["listeners"]
+        http = d["http"]
+        if http.get("enable", True) and http.get("bind") not in (0, "0"):
+            host, port = _bind_host_port(http["bind"])
+            self.servers.append(await asyncio.start_server(self._serve, host, port, reuse_address=True))
+            self.node.log("info", "dashboard http listener on %s:%d" % (host, port))
+        https = d["https"]
+        if https.get("bind") not in (0, "0", None) and https.get("enable", True) is not False:
+            so = https.get("ssl_options") or {}
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(so.get("certfile"), so.get("keyfile"))
+            host, port = _bind_host_port(https["bind"])
+            self.servers.append(await asyncio.start_server(self._serve, host, port, ssl=ctx, reuse_address=True))
+
+    async def stop(self):
+        for s in self.servers:
+            s.close()
+        self.servers = []
+
+    def drop_tokens(self, username):
+        for t, (u, _) in list(self.tokens.items()):
+            if u == username:
+                del self.tokens[t]
+
+    # ------------------------------------------------------------------ HTTP plumbing
+    async def _serve(self, reader, writer):
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                try:
+                    line = await asyncio.wait_for(reader.readline(), 60)
+                except asyncio.TimeoutError:
+                    return
+                if not line:
+                    return
+                try:
+                    method, target, version = line.decode("latin-1").strip().split(" ", 2)
+                except ValueError:
+                    return
+                headers = {}
+                while True:
+                    h = await asyncio.wait_for(reader.readline(), 30)
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                n = int(headers.get("content-length", "0") or 0)
+                if n > 10 * 1024 * 1024:
+                    await self._write(writer, *_error(413, "BAD_REQUEST", "body too large"), keep=False)
+                    return
+                body = await reader.readexactly(n) if n else b""
+                req = Request(method.upper(), target, headers, body, peer)
+                try:
+                    status, rheaders, rbody = await self.dispatch(req)
+                except json.JSONDecodeError:
+                    status, rheaders, rbody = _error(400, "BAD_REQUEST", "invalid JSON body")
+                except Exception as e:  # keep serving
+                    self.node.log("error", "api %s %s failed: %r" % (method, target, e))
+                    status, rheaders, rbody = _error(500, "INTERNAL_ERROR", repr(e))
+                keep = version.upper() == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+                await self._write(writer, status, rheaders, rbody, keep, head=req.method == "HEAD")
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+            return
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    async def _write(self, writer, status, headers, body, keep, head=False):
+        lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown"))]
+        headers = dict(headers)
+        headers.setdefault("server", "Cowboy")
+        headers["content-length"] = str(len(body))
+        headers["connection"] = "keep-alive" if keep else "close"
+        headers["date"] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+        for k, v in headers.items():
+            lines.append("%s: %s" % (k, v))
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
+        await writer.drain()
+
+    # ------------------------------------------------------------------ routing
+    async def dispatch(self, req):
+        path = req.path.rstrip("/") or "/"
+        method = "GET" if req.method == "HEAD" else req.method
+        if path in ("/status", "/api/v5/status"):
+            if method != "GET":
+                return _error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
+            return self.status(req)
+        if path == "/api/v5/login":
+            if method != "POST":
+                return _error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
+            return self.login(req)
+        if not path.startswith("/api/v5/"):
+            if path in ("/", "/index.html"):
+                return 200, {"content-type": "text/html"}, b"<html><body>EMQX Dashboard (stand-in)</body></html>"
+            return _error(404, "NOT_FOUND", "Request Path Not Found")
+        who, err = self.authenticate(req)
+        if err:
+            return err
+        parts = path[len("/api/v5/"):].split("/")
+        role = who[1]
+        if role == "viewer" and method != "GET":
+            return _error(403, "FORBIDDEN", "Viewers are not allowed to do this")
+        if role == "publisher" and parts[0] != "publish":
+            return _error(403, "FORBIDDEN", "Publishers may only publish")
+        if parts == ["nodes"] and method == "GET":
+            return _json(200, await self.nodes())
+        if len(parts) == 2 and parts[0] == "nodes" and method == "GET":
+            for n in await self.nodes():
+                if n["node"] == parts[1]:
+                    return _json(200, n)
+            return _error(404, "NOT_FOUND", "Node not found")
+        if parts == ["cluster"] and method == "GET":
+            c = self.node.cluster
+            return _json(200, {"name": self.node.conf["cluster"]["name"], "nodes": c.running_nodes(),
+                               "self": self.node.name})
+        if len(parts) == 3 and parts[0] == "cluster" and parts[2] == "invite" and method == "PUT":
+            return await self.invite(req, parts[1])
+        if len(parts) == 3 and parts[0] == "cluster" and parts[2] == "force_leave" and method == "DELETE":
+            return await self.force_leave(parts[1])
+        if parts == ["clients"] and method == "GET":
+            return await self.clients(req)
+        if len(parts) == 2 and parts[0] == "clients" and method == "GET":
+            for c in await self.all_clients():
+                if c.get("clientid") == parts[1]:
+                    return _json(200, c)
+            return _error(404, "CLIENTID_NOT_FOUND", "Client ID not found")
+        if len(parts) == 3 and parts[0] == "users" and parts[2] == "change_pwd" and method == "POST":
+            return self.change_pwd(req, parts[1], who)
+        if parts == ["listeners"] and method == "GET":
+            return _json(200, self.listeners())
+        if parts == ["publish"] and method == "POST":
+            return self.publish(req)
+        return _error(404, "NOT_FOUND", "Request Path Not Found")
+
+    def authenticate(self, req):
+        auth = req.headers.get("authorization", "")
+        scheme, _, cred = auth.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            try:
+                key, _, secret = base64.b64decode(cred.strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None, _error(401, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret failed")
+            rec = self.node.cluster.state["data"]["api_keys"].get(key)
+            if rec and rec.get("enable", True) and check_password(rec, secret):
+                return (key, rec.get("role", "administrator")), None
+            return None, _error(401, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret failed")
+        if scheme == "bearer":
+            tok = self.tokens.get(cred.strip())
+            if tok and tok[1] > time.time():
+                user = self.node.get_user(tok[0])
+                if user:
+                    return (tok[0], user.get("role", "administrator")), None
+            return None, _error(401, "TOKEN_TIME_OUT", "Token expired, get new token by POST /login")
+        return None, _error(401, "BAD_TOKEN", "Get Token Failed")
+
+    # ------------------------------------------------------------------ handlers
+    def status(self, req):
+        n = self.node
+        running = n.status == "running"
+        fmt = req.query.get("format", "text")
+        broker_status = "started" if running else "stopped"
+        app_status = "running" if running else "not_running"
+        headers = {"retry-after": "15"}
+        if fmt == "json":
+            body = json.dumps({"node_name": n.name, "cluster": n.conf["cluster"]["name"],
+                               "rel_vsn": ("e" if EDITION == "enterprise" else "v") + VERSION,
+                               "broker_status": broker_status, "app_status": app_status}).encode()
+            headers["content-type"] = "application/json"
+        else:
+            body = ("Node %s is %s\nemqx is %s" % (n.name, broker_status, app_status)).encode()
+            headers["content-type"] = "text/plain"
+        return (200 if running else 503), headers, body
+
+    def login(self, req):
+        try:
+            body = req.json()
+        except ValueError:
+            body = {}
+        username = str(body.get("username", ""))
+        password = str(body.get("password", ""))
+        rec = self.node.get_user(username)
+        if not rec or not check_password(rec, password):
+            return _error(401, "BAD_USERNAME_OR_PWD", "Auth failed")
+        token = secrets.token_urlsafe(32)
+        ttl = self.node.conf["dashboard"].get("token_expired_time", 3600000) / 1000.0
+        self.tokens[token] = (username, time.time() + ttl)
+        return _json(200, {"token": token, "version": VERSION,
+                           "license": {"edition": "ee" if EDITION == "enterprise" else "opensource"},
+                           "role": rec.get("role", "administrator")})
+
+    def change_pwd(self, req, username, who):
+        body = req.json()
+        rec = self.node.get_user(username)
+        if rec is None:
+            return _error(404, "USER_NOT_FOUND", "User not found")
+        if not check_password(rec, str(body.get("old_pwd", ""))):
+            return _error(400, "BAD_REQUEST", "password_error")
+        err = self.node.change_password(username, str(body.get("new_pwd", "")))
+        if err:
+            return _error(400, "BAD_REQUEST", err)
+        return 204, {}, b""
+
+    async def _peer_call(self, peer, op, timeout=5.0, **args):
+        c = self.node.cluster
+        conn = await DistConn.open(self.node.name, c.cookie, peer, inet6=c.inet6)
+        try:
+            return await conn.call(op, timeout=timeout, **args)
+        finally:
+            conn.close()
+
+    async def nodes(self):
+        c = self.node.cluster
+        out = [self.node.node_info()]
+
+        async def one(p):
+            try:
+                return (await self._peer_call(p, "node_info"))["info"]
+            except (NodeDown, RuntimeError, KeyError):
+                return {"node": p, "node_status": "stopped", "role": "core"}
+        running_peers = [p for p in c.peers() if c.is_up(p)]
+        out += await asyncio.gather(*(one(p) for p in running_peers))
+        out += [{"node": p, "node_status": "stopped", "role": "core"} for p in c.stopped_nodes()]
+        return sorted(out, key=lambda n: n["node"])
+
+    async def invite(self, req, target):
+        if "@" not in target:
+            return _error(400, "BAD_REQUEST", "Bad node name")
+        try:
+            body = req.json()
+        except ValueError:
+            body = {}
+        timeout = body.get("timeout", 15000) if isinstance(body, dict) else 15000
+        if not isinstance(timeout, int) or isinstance(timeout, bool):
+            return _error(400, "BAD_REQUEST", "timeout must be an integer")
+        if timeout < 5000:
+            return _error(400, "BAD_REQUEST", "timeout cannot be less than 5000ms")
+        if target == self.node.name:
+            return _error(400, "BAD_REQUEST", "Cannot invite self")
+        try:
+            r = await self._peer_call(target, "join_cluster", timeout=timeout / 1000.0, target=self.node.name)
+        except (NodeDown, RuntimeError):
+            return _error(400, "BAD_REQUEST", "nodedown")
+        if r.get("result") == "ok":
+            return 200, {"content-type": "application/json"}, b""
+        if r.get("result") == "ignore":
+            return _error(400, "BAD_REQUEST", "Cannot invite self")
+        return _error(400, "BAD_REQUEST", r.get("reason", "error"))
+
+    async def force_leave(self, target):
+        if "@" not in target:
+            return _error(400, "BAD_REQUEST", "Bad node name")
+        r = await self.node.cluster.force_leave(target)
+        if r == "ok":
+            return 204, {}, b""
+        if r == "ignore":
+            return _error(400, "BAD_REQUEST", "Can't leave self")
+        return _error(400, "BAD_REQUEST", r[1])
+
+    async def all_clients(self):
+        c = self.node.cluster
+        out = list(self.node.broker.clients())
+
+        async def one(p):
+            try:
+                return (await self._peer_call(p, "clients", timeout=10.0))["clients"]
+            except (NodeDown, RuntimeError, KeyError):
+                return []
+        for lst in await asyncio.gather(*(one(p) for p in c.peers() if c.is_up(p))):
+            out.extend(lst)
+        return out
+
+    async def clients(self, req):
+        q = req.query
+        items = await self.all_clients()
+        for key in ("clientid", "username", "ip_address", "node", "proto_ver", "clean_start", "conn_state"):
+            if key in q:
+                items = [c for c in items if str(c.get(key)).lower() == q[key].lower()
+                         or (key == "conn_state" and q[key] == "connected" and c.get("connected", True))]
+        if "like_clientid" in q:
+            items = [c for c in items if q["like_clientid"] in str(c.get("clientid", ""))]
+        if "like_username" in q:
+            items = [c for c in items if q["like_username"] in str(c.get("username") or "")]
+        try:
+            page = max(1, int(q.get("page", 1)))
+            limit = max(1, min(10000, int(q.get("limit", 100))))
+        except ValueError:
+            return _error(400, "BAD_REQUEST", "bad page or limit")
+        total = len(items)
+        chunk = items[(page - 1) * limit: page * limit]
+        return _json(200, {"data": chunk, "meta": {"page": page, "limit": limit, "count": total,
+                                                   "hasnext": page * limit < total}})
+
+    def listeners(self):
+        out = []
+        ports = self.node.broker.listener_ports()
+        for kind in ("tcp", "ssl", "ws", "wss"):
+            for name, lconf in self.node.conf["listeners"].get(kind, {}).items():
+                if not isinstance(lconf, dict):
+                    continue
+                lid = "%s:%s" % (kind, name)
+                out.append({"id": lid, "type": kind, "name": name, "enable": lconf.get("enable", True),
+                            "bind": lconf.get("bind"), "running": lid in ports,
+                            "proxy_protocol": lconf.get("proxy_protocol", False),
+                            "max_connections": lconf.get("max_connections")})
+        return out
+
+    def publish(self, req):
+        body = req.json()
+        topic = body.get("topic")
+        if not isinstance(topic, str) or not topic:
+            return _error(400, "BAD_REQUEST", "topic is required")
+        payload = body.get("payload", "")
+        if body.get("payload_encoding") == "base64":
+            data = base64.b64decode(payload)
+        else:
+            data = str(payload).encode()
+        msg = Message(topic=topic, payload=data, qos=int(body.get("qos", 0)), retain=bool(body.get("retain")),
+                      properties={}, origin_node=self.node.name)
+        if hasattr(self.node.broker, "publish"):
+            self.node.broker.publish(msg)
+        return _json(200, {"id": secrets.token_hex(16)})

@@ -1,0 +1,829 @@
+"""Clustering for the EMQX stand-in.
+
+Two TCP services per node, as EMQX has:
+- "dist" on host:4370+N (Erlang distribution stand-in): cookie challenge handshake, membership,
+  heartbeats, cluster operations and the CLI's control channel (the CLI connects like a hidden node).
+- "rpc" on host:5370+N (gen_rpc stand-in, stateless port discovery; `rpc.port_discovery = manual`
+  uses rpc.server_port): forwarding of PUBLISHes between nodes. TLS when rpc.protocol = ssl.
+N is the number that ends the node name's first part (emqx1@h -> 4371/5371).
+
+Membership (mnesia/mria stand-in) is a last-writer-wins map node -> {in, v} plus the cluster-wide
+data (dashboard users, API keys), gossiped with every heartbeat and persisted under
+node.data_dir/mnesia/<node name>/. Joining adopts the target cluster's id, members and data.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import secrets
+import socket
+import ssl
+import struct
+import time
+
+from . import erlfmt
+from .broker import Message
+
+DIST_BASE = 4370
+RPC_BASE = 5370
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_TIMEOUT = 4.0
+CONNECT_TIMEOUT = 3.0
+
+
+class NodeDown(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# names, hosts, ports
+
+def name_offset(node_name):
+    m = re.search(r"([0-9]+)$", node_name.split("@", 1)[0])
+    return int(m.group(1)) if m else 0
+
+
+def dist_port(node_name):
+    return DIST_BASE + name_offset(node_name)
+
+
+def rpc_port(node_name, rpc_conf=None):
+    rpc_conf = rpc_conf or {}
+    if rpc_conf.get("port_discovery") == "manual":
+        p = rpc_conf.get("server_port", 5369)
+        return int(str(p).rsplit(":", 1)[-1])
+    return RPC_BASE + name_offset(node_name)
+
+
+def node_host(node_name):
+    return node_name.split("@", 1)[1] if "@" in node_name else "127.0.0.1"
+
+
+def resolve_host(host, inet6=False):
+    h = host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(h))
+    except ValueError:
+        pass
+    fams = (socket.AF_INET6, socket.AF_INET) if inet6 else (socket.AF_INET, socket.AF_INET6)
+    for fam in fams:
+        try:
+            infos = socket.getaddrinfo(h, None, fam, socket.SOCK_STREAM)
+            if infos:
+                return infos[0][4][0]
+        except OSError:
+            continue
+    raise NodeDown("cannot resolve %s" % host)
+
+
+def bind_address(node_name, inet6=False):
+    """Address the node's cluster services bind: the name's address when it is a loopback one
+    (so several nodes can share a machine), otherwise all addresses, as Erlang does."""
+    try:
+        ip = resolve_host(node_host(node_name), inet6)
+    except NodeDown:
+        return "::" if inet6 else "0.0.0.0"
+    if ipaddress.ip_address(ip).is_loopback:
+        return ip
+    return "::" if inet6 or ":" in ip else "0.0.0.0"
+
+
+def parse_name(snode, self_name):
+    """ekka_node:parse_name/1: 'emqx' -> 'emqx@<this host>'."""
+    if "@" in snode:
+        return snode
+    return "%s@%s" % (snode, node_host(self_name))
+
+
+def digest(cookie, challenge):
+    return hmac.new(cookie.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# dist wire protocol: newline-delimited JSON
+
+async def _send(writer, obj):
+    writer.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+    await writer.drain()
+
+
+async def _recv(reader, timeout):
+    line = await asyncio.wait_for(reader.readline(), timeout)
+    if not line:
+        raise ConnectionError("closed")
+    return json.loads(line)
+
+
+class DistConn:
+    """Client side of a dist connection (async)."""
+
+    def __init__(self, reader, writer, peer):
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self._id = 0
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, self_name, cookie, target, hidden=False, timeout=CONNECT_TIMEOUT, inet6=False, log=None):
+        try:
+            host = resolve_host(node_host(target), inet6)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, dist_port(target)), timeout)
+        except (OSError, asyncio.TimeoutError, NodeDown) as e:
+            raise NodeDown(str(e) or "connect failed")
+        try:
+            await _send(writer, {"t": "hello", "from": self_name, "to": target, "hidden": hidden})
+            ch = await _recv(reader, timeout)
+            if ch.get("t") != "challenge":
+                raise NodeDown("refused: %s" % ch.get("reason"))
+            mine = secrets.token_hex(16)
+            await _send(writer, {"t": "reply", "digest": digest(cookie, ch["challenge"]), "challenge": mine})
+            ack = await _recv(reader, timeout)
+            if ack.get("t") != "ack":
+                raise NodeDown("refused")
+            if not hmac.compare_digest(ack.get("digest", ""), digest(cookie, mine)):
+                if log:
+                    log("error", "** Connection attempt to node %s cancelled. Invalid challenge ack. **"
+                        % erlfmt.atom(target))
+                raise NodeDown("invalid challenge ack")
+        except (OSError, asyncio.TimeoutError, ValueError, ConnectionError, KeyError) as e:
+            writer.close()
+            raise NodeDown(str(e) or "handshake failed")
+        except NodeDown:
+            writer.close()
+            raise
+        return cls(reader, writer, target)
+
+    async def call(self, op, timeout=10.0, **args):
+        async with self._lock:
+            self._id += 1
+            req = dict(args, op=op, id=self._id)
+            try:
+                await _send(self.writer, req)
+                resp = await _recv(self.reader, timeout)
+            except (OSError, asyncio.TimeoutError, ValueError, ConnectionError) as e:
+                self.close()
+                raise NodeDown(str(e) or "call failed")
+            if "error" in resp and resp.get("exception"):
+                raise RuntimeError(resp["error"])
+            return resp
+
+    def close(self):
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+
+
+def sync_call(self_name, cookie, target, op, timeout=10.0, **args):
+    """Blocking one-shot call (for the CLI). Raises NodeDown."""
+    try:
+        host = resolve_host(node_host(target))
+        sock = socket.create_connection((host, dist_port(target)), timeout=CONNECT_TIMEOUT)
+    except OSError as e:
+        raise NodeDown(str(e))
+    f = sock.makefile("rwb")
+
+    def send(obj):
+        f.write(json.dumps(obj).encode() + b"\n")
+        f.flush()
+
+    def recv():
+        line = f.readline()
+        if not line:
+            raise NodeDown("closed")
+        return json.loads(line)
+
+    try:
+        send({"t": "hello", "from": self_name, "to": target, "hidden": True})
+        ch = recv()
+        if ch.get("t") != "challenge":
+            raise NodeDown("refused")
+        mine = secrets.token_hex(16)
+        send({"t": "reply", "digest": digest(cookie, ch["challenge"]), "challenge": mine})
+        ack = recv()
+        if ack.get("t") != "ack" or not hmac.compare_digest(ack.get("digest", ""), digest(cookie, mine)):
+            raise NodeDown("handshake failed")
+        sock.settimeout(timeout)
+        send(dict(args, op=op, id=1))
+        return recv()
+    except (OSError, ValueError) as e:
+        raise NodeDown(str(e))
+    finally:
+        try:
+            f.close()
+            sock.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# gen_rpc stand-in framing: 4-byte length + JSON
+
+def _frame(obj):
+    data = json.dumps(obj, separators=(",", ":")).encode()
+    return struct.pack("!I", len(data)) + data
+
+
+async def _read_frame(reader):
+    hdr = await reader.readexactly(4)
+    (n,) = struct.unpack("!I", hdr)
+    if n > 256 * 1024 * 1024:
+        raise ValueError("frame too large")
+    return json.loads(await reader.readexactly(n))
+
+
+class _RpcSender:
+    def __init__(self, mgr, peer):
+        self.mgr = mgr
+        self.peer = peer
+        self.queue = asyncio.Queue(maxsize=200000)
+        self.task = asyncio.ensure_future(self.run())
+        self.writer = None
+
+    def send(self, frame):
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.mgr.log("warning", "rpc queue to %s is full, message dropped" % self.peer)
+
+    async def run(self):
+        mgr = self.mgr
+        while True:
+            try:
+                host = resolve_host(node_host(self.peer), mgr.inet6)
+                ctx = mgr.rpc_client_ssl()
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, rpc_port(self.peer, mgr.rpc_conf), ssl=ctx,
+                                            server_hostname=None if ctx is None else ""),
+                    CONNECT_TIMEOUT)
+                self.writer = writer
+                writer.write(_frame({"from": mgr.name, "cluster_id": mgr.state["cluster_id"]}))
+                await writer.drain()
+                while True:
+                    frame = await self.queue.get()
+                    writer.write(frame)
+                    if writer.transport.get_write_buffer_size() > 1 << 20:
+                        await writer.drain()
+                    elif self.queue.empty():
+                        await writer.drain()
+            except asyncio.CancelledError:
+                if self.writer:
+                    self.writer.close()
+                raise
+            except Exception as e:  # connection problems: retry
+                if self.writer:
+                    self.writer.close()
+                    self.writer = None
+                mgr.log("debug", "rpc connection to %s: %s" % (self.peer, e))
+                await asyncio.sleep(0.5)
+
+    def stop(self):
+        self.task.cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+# the manager
+
+class ClusterManager:
+    def __init__(self, node):
+        self.node = node
+        self.conf = node.conf
+        self.name = node.name
+        self.cookie = node.conf["node"]["cookie"]
+        self.rpc_conf = node.conf["rpc"]
+        self.inet6 = node.conf["cluster"]["proto_dist"] in ("inet6_tcp", "inet6_tls")
+        self.log = node.log
+        self.state_dir = os.path.join(node.data_dir, "mnesia", self.name)
+        self.state_file = os.path.join(self.state_dir, "cluster.json")
+        self.state = None
+        self.up = {}            # peer -> last heartbeat OK (monotonic) while connected
+        self.links = {}         # peer -> task
+        self.kicks = {}         # peer -> asyncio.Event that cuts a link's reconnect wait short
+        self.senders = {}       # peer -> _RpcSender
+        self.dist_server = None
+        self.rpc_server = None
+        self.op_lock = asyncio.Lock()
+        self.autocluster_enabled = node.conf["cluster"]["discovery_strategy"] not in ("manual", "singleton")
+        self.autocluster_task = None
+        self.first_boot = False
+        self._stopping = False
+        self._rpc_ssl_server = None
+        self._rpc_ssl_client = None
+
+    # ------------------------------------------------------------------ state
+    def load(self):
+        os.makedirs(self.state_dir, exist_ok=True)
+        try:
+            with open(self.state_file, encoding="utf-8") as fh:
+                self.state = json.load(fh)
+        except (OSError, ValueError):
+            self.first_boot = True
+            self.state = {"cluster_id": secrets.token_hex(8), "clock": 1,
+                          "members": {self.name: {"in": True, "v": 1}},
+                          "data": {"users": {}, "api_keys": {}}}
+            self.save()
+        self.state.setdefault("data", {}).setdefault("users", {})
+        self.state["data"].setdefault("api_keys", {})
+        me = self.state["members"].get(self.name)
+        if not me or not me.get("in"):
+            self._reset_standalone("own membership entry missing")
+
+    def save(self):
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.state, fh, indent=1, sort_keys=True)
+        os.replace(tmp, self.state_file)
+
+    def tick(self):
+        self.state["clock"] = self.state.get("clock", 0) + 1
+        return self.state["clock"]
+
+    def _observe(self, v):
+        if v > self.state.get("clock", 0):
+            self.state["clock"] = v
+
+    def members_in(self):
+        return sorted(n for n, e in self.state["members"].items() if e.get("in"))
+
+    def peers(self):
+        return [n for n in self.members_in() if n != self.name]
+
+    def is_up(self, peer):
+        return peer in self.up
+
+    def running_nodes(self):
+        return sorted([self.name] + [p for p in self.peers() if self.is_up(p)])
+
+    def stopped_nodes(self):
+        return sorted(p for p in self.peers() if not self.is_up(p))
+
+    def export(self):
+        return {"cluster_id": self.state["cluster_id"], "clock": self.state["clock"],
+                "members": self.state["members"], "data": self.state["data"]}
+
+    def merge(self, remote):
+        """Merge a peer's state (same cluster id). Returns True when something changed."""
+        changed = False
+        self._observe(int(remote.get("clock", 0)))
+        for name, e in remote.get("members", {}).items():
+            mine = self.state["members"].get(name)
+            if mine is None or _newer(e, mine):
+                self.state["members"][name] = {"in": bool(e.get("in")), "v": int(e.get("v", 0))}
+                changed = True
+        for table in ("users", "api_keys"):
+            mine_t = self.state["data"].setdefault(table, {})
+            for key, rec in remote.get("data", {}).get(table, {}).items():
+                if key not in mine_t or int(rec.get("v", 0)) > int(mine_t[key].get("v", 0)):
+                    mine_t[key] = rec
+                    changed = True
+        if changed:
+            if not self.state["members"].get(self.name, {}).get("in") and self.node.status != "joining":
+                self.log("warning", "this node was removed from cluster %s; it now runs alone"
+                         % self.conf["cluster"]["name"])
+                self._reset_standalone("removed from the cluster")
+            self.save()
+            self.sync_links()
+        return changed
+
+    def _reset_standalone(self, why):
+        v = self.tick()
+        self.state["cluster_id"] = secrets.token_hex(8)
+        self.state["members"] = {self.name: {"in": True, "v": v}}
+        self.log("info", "node %s is standalone now (%s)" % (self.name, why))
+
+    def set_member(self, name, is_in):
+        v = max([int(e.get("v", 0)) for e in self.state["members"].values()] + [self.state["clock"]]) + 1
+        self.state["clock"] = v
+        self.state["members"][name] = {"in": is_in, "v": v}
+
+    def put_record(self, table, key, rec):
+        rec = dict(rec, v=self.tick())
+        self.state["data"].setdefault(table, {})[key] = rec
+        self.save()
+        self.push_soon()
+
+    # ------------------------------------------------------------------ servers
+    async def start(self):
+        bind = bind_address(self.name, self.inet6)
+        dport = dist_port(self.name)
+        try:
+            self.dist_server = await asyncio.start_server(self._serve_dist, bind, dport, reuse_address=True)
+        except OSError as e:
+            raise RuntimeError("Protocol 'inet_tcp': could not listen on %s:%d (%s); the name %s seems to be "
+                               "in use by another Erlang node" % (bind, dport, e.strerror or e, self.name))
+        rport = rpc_port(self.name, self.rpc_conf)
+        try:
+            self.rpc_server = await asyncio.start_server(self._serve_rpc, bind, rport, reuse_address=True,
+                                                         ssl=self.rpc_server_ssl())
+        except OSError as e:
+            raise RuntimeError("gen_rpc: could not listen on %s:%d (%s)" % (bind, rport, e.strerror or e))
+        self.log("info", "cluster services on %s: dist %d, rpc %d" % (bind, dport, rport))
+        await self._initial_contact()
+        self.sync_links()
+        if self.autocluster_enabled:
+            self.autocluster_task = asyncio.ensure_future(self._autocluster())
+
+    async def _initial_contact(self, timeout=3.0):
+        """At boot, reach the running members once (as mria waits for its peers' tables)."""
+        async def one(p):
+            try:
+                conn = await DistConn.open(self.name, self.cookie, p, inet6=self.inet6, timeout=1.5)
+            except NodeDown:
+                return
+            try:
+                resp = await conn.call("heartbeat", timeout=timeout, state=self.export())
+                if resp.get("cluster_id") == self.state["cluster_id"]:
+                    self.merge(resp["state"])
+                    if p in self.peers():
+                        self._mark_up(p)
+            except (NodeDown, RuntimeError, KeyError):
+                pass
+            finally:
+                conn.close()
+        peers = self.peers()
+        if peers:
+            try:
+                await asyncio.wait_for(asyncio.gather(*(one(p) for p in peers)), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self):
+        self._stopping = True
+        if self.autocluster_task:
+            self.autocluster_task.cancel()
+        for t in list(self.links.values()):
+            t.cancel()
+        for s in list(self.senders.values()):
+            s.stop()
+        for srv in (self.dist_server, self.rpc_server):
+            if srv:
+                srv.close()
+        self.links.clear()
+        self.senders.clear()
+        self.up.clear()
+
+    def rpc_server_ssl(self):
+        if self.rpc_conf.get("protocol") != "ssl":
+            return None
+        if self._rpc_ssl_server is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.rpc_conf["certfile"], self.rpc_conf.get("keyfile"))
+            if self.rpc_conf.get("cacertfile"):
+                ctx.load_verify_locations(self.rpc_conf["cacertfile"])
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            self._rpc_ssl_server = ctx
+        return self._rpc_ssl_server
+
+    def rpc_client_ssl(self):
+        if self.rpc_conf.get("protocol") != "ssl":
+            return None
+        if self._rpc_ssl_client is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            if self.rpc_conf.get("cacertfile"):
+                ctx.load_verify_locations(self.rpc_conf["cacertfile"])
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            else:
+                ctx.verify_mode = ssl.CERT_NONE
+            ctx.load_cert_chain(self.rpc_conf["certfile"], self.rpc_conf.get("keyfile"))
+            self._rpc_ssl_client = ctx
+        return self._rpc_ssl_client
+
+    async def _serve_dist(self, reader, writer):
+        peer = None
+        try:
+            hello = await _recv(reader, CONNECT_TIMEOUT)
+            if hello.get("t") != "hello":
+                return
+            peer = str(hello.get("from", "?"))
+            if hello.get("to") != self.name:
+                await _send(writer, {"t": "refused", "reason": "wrong_node_name"})
+                self.log("error", "** Connection attempt from node %s rejected: it asked for %s **"
+                         % (erlfmt.atom(peer), erlfmt.atom(hello.get("to"))))
+                return
+            challenge = secrets.token_hex(16)
+            await _send(writer, {"t": "challenge", "name": self.name, "challenge": challenge})
+            reply = await _recv(reader, CONNECT_TIMEOUT)
+            if not hmac.compare_digest(str(reply.get("digest", "")), digest(self.cookie, challenge)):
+                self.log("error", "** Connection attempt from node %s rejected. Invalid challenge reply. **"
+                         % erlfmt.atom(peer))
+                return
+            await _send(writer, {"t": "ack", "digest": digest(self.cookie, str(reply.get("challenge", "")))})
+            hidden = bool(hello.get("hidden"))
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                req = json.loads(line)
+                try:
+                    resp = await self.node.handle_op(req, peer, hidden)
+                except Exception as e:  # report, keep the connection usable
+                    self.log("error", "dist op %s from %s failed: %r" % (req.get("op"), peer, e))
+                    resp = {"error": repr(e), "exception": True}
+                resp["id"] = req.get("id")
+                await _send(writer, resp)
+                if resp.get("close"):
+                    return
+        except (asyncio.TimeoutError, ConnectionError, ValueError, OSError):
+            return
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    async def _serve_rpc(self, reader, writer):
+        try:
+            hello = await asyncio.wait_for(_read_frame(reader), CONNECT_TIMEOUT)
+            sender = hello.get("from")
+            if hello.get("cluster_id") != self.state["cluster_id"] or sender not in self.peers():
+                self.log("warning", "gen_rpc: refused connection from %s (not a cluster member)" % sender)
+                return
+            broker = self.node.broker
+            while True:
+                d = await _read_frame(reader)
+                if sender not in self.peers():
+                    return
+                broker.deliver_remote(Message.from_wire(d))
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError, OSError):
+            return
+        finally:
+            writer.close()
+
+    # ------------------------------------------------------------------ forwarding
+    def forward(self, msg):
+        if not self.senders:
+            return
+        frame = None
+        for peer, sender in self.senders.items():
+            if peer in self.up:
+                if frame is None:
+                    if not msg.origin_node:
+                        msg.origin_node = self.name
+                    frame = _frame(msg.to_wire())
+                sender.send(frame)
+
+    # ------------------------------------------------------------------ heartbeats
+    def sync_links(self):
+        if self._stopping:
+            return
+        wanted = set(self.peers())
+        for p in list(self.links):
+            if p not in wanted:
+                self.links.pop(p).cancel()
+                self._mark_down(p, quiet=True)
+        for p in list(self.senders):
+            if p not in wanted:
+                self.senders.pop(p).stop()
+        for p in wanted:
+            if p not in self.links:
+                self.links[p] = asyncio.ensure_future(self._link(p))
+
+    def _mark_up(self, peer):
+        if peer not in self.up:
+            self.log("info", "node %s is up" % erlfmt.atom(peer))
+        self.up[peer] = time.monotonic()
+        if peer not in self.senders:
+            self.senders[peer] = _RpcSender(self, peer)
+
+    def _mark_down(self, peer, quiet=False):
+        if peer in self.up:
+            del self.up[peer]
+            if not quiet:
+                self.log("warning", "node %s is down" % erlfmt.atom(peer))
+        s = self.senders.pop(peer, None)
+        if s:
+            s.stop()
+
+    async def _link(self, peer):
+        backoff = 0.5
+        while not self._stopping:
+            conn = None
+            try:
+                conn = await DistConn.open(self.name, self.cookie, peer, inet6=self.inet6, log=self.log)
+                backoff = 0.5
+                while True:
+                    resp = await conn.call("heartbeat", timeout=HEARTBEAT_TIMEOUT, state=self.export())
+                    if resp.get("cluster_id") != self.state["cluster_id"]:
+                        self.log("warning", "node %s is not in this cluster any more" % erlfmt.atom(peer))
+                        self._mark_down(peer)
+                        if peer in self.peers():
+                            self.set_member(peer, False)
+                            self.save()
+                            self.push_soon()
+                            self.sync_links()
+                        return
+                    self.merge(resp["state"])
+                    if peer not in self.peers():
+                        return
+                    self._mark_up(peer)
+                    await asyncio.sleep(HEARTBEAT_INTERVAL)
+            except asyncio.CancelledError:
+                if conn:
+                    conn.close()
+                raise
+            except (NodeDown, RuntimeError, OSError, KeyError, ValueError) as e:
+                self.log("debug", "heartbeat to %s: %s" % (peer, e))
+            if conn:
+                conn.close()
+            self._mark_down(peer)
+            kick = self.kicks.setdefault(peer, asyncio.Event())
+            kick.clear()
+            try:
+                await asyncio.wait_for(kick.wait(), backoff)
+            except asyncio.TimeoutError:
+                pass
+            backoff = min(backoff * 2, 2.0)
+
+    def handle_heartbeat(self, remote, sender=None):
+        if remote.get("cluster_id") != self.state["cluster_id"]:
+            return {"cluster_id": self.state["cluster_id"]}
+        self.merge(remote)
+        if sender in self.peers() and sender not in self.up and sender in self.kicks:
+            self.kicks[sender].set()   # it is back: reconnect now
+        return {"cluster_id": self.state["cluster_id"], "state": self.export()}
+
+    def push_soon(self):
+        asyncio.ensure_future(self.push())
+
+    async def push(self, timeout=3.0):
+        """Send our state to every running peer now (instead of waiting for the next heartbeat)."""
+        peers = [p for p in self.peers() if self.is_up(p)]
+
+        async def one(p):
+            try:
+                conn = await DistConn.open(self.name, self.cookie, p, inet6=self.inet6)
+                try:
+                    resp = await conn.call("heartbeat", timeout=timeout, state=self.export())
+                    if resp.get("cluster_id") == self.state["cluster_id"]:
+                        self.merge(resp["state"])
+                finally:
+                    conn.close()
+            except (NodeDown, RuntimeError, KeyError):
+                pass
+        if peers:
+            await asyncio.gather(*(one(p) for p in peers))
+
+    # ------------------------------------------------------------------ operations
+    async def _call(self, target, op, timeout=10.0, **args):
+        conn = await DistConn.open(self.name, self.cookie, target, inet6=self.inet6, log=self.log)
+        try:
+            return await conn.call(op, timeout=timeout, **args)
+        finally:
+            conn.close()
+
+    async def join(self, target):
+        """mria:join/1 -> "ok" | "ignore" | ("error", erlang_term_text)."""
+        if target == self.name:
+            return "ignore"
+        if target in self.peers():
+            return ("error", "{already_in_cluster,%s}" % erlfmt.atom(target))
+        node = self.node
+        async with self.op_lock:
+            try:
+                resp = await self._call(target, "get_state", timeout=5.0)
+            except (NodeDown, RuntimeError):
+                return ("error", "{node_down,%s}" % erlfmt.atom(target))
+            if resp.get("status") != "running" or "state" not in resp:
+                return ("error", "{node_down,%s}" % erlfmt.atom(target))
+            if resp.get("role", "core") == "replicant":
+                return ("error", "{cannot_join_to_replicant,%s}" % erlfmt.atom(target))
+            if resp.get("license_refused"):
+                return ("error", resp["license_refused"])
+            prev_status = node.status
+            node.status = "joining"
+            try:
+                if self.peers():
+                    await self._leave_locked(quiet=True)
+                remote = resp["state"]
+                self.state["cluster_id"] = remote["cluster_id"]
+                self._observe(int(remote.get("clock", 0)))
+                self.state["members"] = {n: dict(e) for n, e in remote["members"].items() if n != self.name}
+                self.state["members"][self.name] = {"in": False, "v": 0}
+                self.state["data"] = remote.get("data") or {"users": {}, "api_keys": {}}
+                self.save()
+                try:
+                    r2 = await self._call(target, "join_request", timeout=15.0, joiner=self.name)
+                except (NodeDown, RuntimeError):
+                    self._reset_standalone("join failed")
+                    self.save()
+                    self.sync_links()
+                    return ("error", "{node_down,%s}" % erlfmt.atom(target))
+                if r2.get("error"):
+                    self._reset_standalone("join refused")
+                    self.save()
+                    self.sync_links()
+                    return ("error", r2["error"])
+                self.merge(r2["state"])
+                me = self.state["members"].get(self.name)
+                if not me or not me.get("in"):
+                    self._reset_standalone("join not applied")
+                self.save()
+                # consider the target up right away (its link will confirm), and reach the other
+                # members once so `cluster status` right after the join lists them as running
+                self._mark_up(target)
+                await self._initial_contact(timeout=2.0)
+                self.sync_links()
+                self.log("warning", "joined cluster %s via %s" % (self.conf["cluster"]["name"], target))
+                node.after_join()
+                return "ok"
+            finally:
+                node.status = prev_status if prev_status != "joining" else "running"
+
+    async def handle_join_request(self, joiner):
+        async with self.op_lock:
+            self.set_member(joiner, True)
+            self.save()
+            self.sync_links()
+            await self.push()
+            self.log("info", "node %s joined the cluster" % erlfmt.atom(joiner))
+            return {"state": self.export()}
+
+    async def leave(self):
+        async with self.op_lock:
+            if not self.peers():
+                return ("error", "node_not_in_cluster")
+            await self._leave_locked()
+            return "ok"
+
+    async def _leave_locked(self, quiet=False):
+        self.set_member(self.name, False)
+        self.save()
+        await self.push()
+        for p in self.peers():
+            self._mark_down(p, quiet=True)
+        self._reset_standalone("left the cluster")
+        self.save()
+        self.sync_links()
+        if not quiet:
+            self.log("warning", "left the cluster")
+
+    async def force_leave(self, target):
+        if target == self.name:
+            return "ignore"
+        if target not in self.peers():
+            return ("error", "node_not_in_cluster")
+        if self.is_up(target):
+            try:
+                resp = await self._call(target, "leave", timeout=15.0)
+                if resp.get("result") == "ok":
+                    await asyncio.sleep(0)
+                    if target in self.peers():
+                        self.set_member(target, False)
+                        self.save()
+                        self.sync_links()
+                    return "ok"
+            except (NodeDown, RuntimeError):
+                pass
+        async with self.op_lock:
+            self.set_member(target, False)
+            self._mark_down(target, quiet=True)
+            self.save()
+            self.sync_links()
+            await self.push()
+        self.log("warning", "node %s was removed from the cluster" % erlfmt.atom(target))
+        return "ok"
+
+    async def _autocluster(self):
+        """ekka autocluster with static seeds: while alone, join the cluster of a running seed."""
+        seeds = [s for s in self.conf["cluster"]["static"]["seeds"] if s != self.name]
+        strategy = self.conf["cluster"]["discovery_strategy"]
+        if strategy != "static":
+            self.log("warning", "cluster discovery strategy %s is not implemented by this stand-in" % strategy)
+            return
+        if not seeds:
+            return
+        delay = 0.3
+        while self.autocluster_enabled and not self._stopping:
+            if self.peers():
+                return
+            for seed in sorted(set(seeds)):
+                if not self.autocluster_enabled or self.peers():
+                    return
+                try:
+                    resp = await self._call(seed, "get_state", timeout=3.0)
+                except (NodeDown, RuntimeError):
+                    continue
+                if resp.get("status") != "running" or "state" not in resp:
+                    continue
+                n_members = sum(1 for e in resp["state"]["members"].values() if e.get("in"))
+                if n_members > 1 or seed < self.name:
+                    result = await self.join(seed)
+                    if result == "ok":
+                        self.log("warning", "autocluster: joined %s" % seed)
+                        return
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 3.0)
+
+
+def _newer(a, b):
+    va, vb = int(a.get("v", 0)), int(b.get("v", 0))
+    if va != vb:
+        return va > vb
+    return bool(b.get("in")) and not a.get("in")   # on a tie, "out" wins

@@ -1,0 +1,567 @@
+"""A HOCON reader following the dialect EMQX 5 accepts (the Erlang `hocon` library).
+
+Output is plain Python data: dict (insertion ordered), list, str, int, float, bool, None.
+Duration, byte-size and percent literals (`15s`, `1MB`, `80%`) are returned as the strings
+written; converting them is the schema's job, as in EMQX.
+
+Lexical rules mirror hocon_scanner.xrl: an unquoted string starts with a letter and continues
+with letters, digits and `_ . @ % - |` (so `0.0.0.0:1883` or `/etc/x` must be quoted), `#` and
+`//` start comments, `true/false/on/off` are booleans, `${VAR}` / `${?VAR}` are substitutions.
+Errors raise HoconError with the line number.
+"""
+
+import json
+import os
+import re
+
+__all__ = ["HoconError", "parse", "parse_file", "parse_value", "merge", "Subst"]
+
+
+class HoconError(Exception):
+    def __init__(self, message, line=None, filename=None):
+        self.message = message
+        self.line = line
+        self.filename = filename
+        where = ""
+        if filename:
+            where += "%s:" % filename
+        if line is not None:
+            where += "%d:" % line
+        super().__init__(("%s %s" % (where, message)).strip())
+
+
+class Subst:
+    """An unresolved `${path}` reference (kept until resolve())."""
+
+    __slots__ = ("name", "optional", "line")
+
+    def __init__(self, name, optional, line):
+        self.name = name
+        self.optional = optional
+        self.line = line
+
+    def __repr__(self):
+        return "${%s%s}" % ("?" if self.optional else "", self.name)
+
+
+class _Concat:
+    __slots__ = ("parts", "line")
+
+    def __init__(self, parts, line):
+        self.parts = parts
+        self.line = line
+
+
+# ---------------------------------------------------------------------------------------------
+# lexer
+
+_WS = " \t\x0b\x0c\xa0"
+_NL = "\n\r\u2028\u2029"
+_UNQ_START = re.compile(r"[A-Za-z]")
+_UNQ = re.compile(r"[A-Za-z][A-Za-z0-9_.@%\-|]*")
+_NUMLIKE = [
+    ("bytesize", re.compile(r"[0-9]+(?:kb|KB|mb|MB|gb|GB)")),
+    ("duration", re.compile(r"[0-9]+(?:ms|MS|d|D|h|H|m|M|s|S)")),
+    ("percent", re.compile(r"[0-9]+%")),
+    ("float", re.compile(r"[+-]?(?:[0-9]+\.[0-9]+[eE][+-]?[0-9]+|[0-9]*\.[0-9]+)")),
+    ("integer", re.compile(r"[+-]?[0-9]+")),
+]
+_VAR = re.compile(r"\$\{(\??)\s*([A-Za-z][A-Za-z0-9_.@%\-|]*)\s*\}")
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+class _Tok:
+    __slots__ = ("kind", "value", "line", "ws_before", "raw")
+
+    def __init__(self, kind, value, line, ws_before, raw=None):
+        self.raw = raw
+        self.kind = kind          # punct, string, qstring, integer, float, bool, null, variable,
+        self.value = value        # duration, bytesize, percent, nl, eof
+        self.line = line
+        self.ws_before = ws_before
+
+    def __repr__(self):
+        return "<%s %r @%d>" % (self.kind, self.value, self.line)
+
+
+def _lex(text, filename=None):
+    toks = []
+    i = 0
+    n = len(text)
+    line = 1
+    ws = ""
+
+    def err(msg):
+        raise HoconError(msg, line, filename)
+
+    while i < n:
+        c = text[i]
+        if c in _WS:
+            ws += c
+            i += 1
+            continue
+        if c in _NL:
+            if c == "\r" and i + 1 < n and text[i + 1] == "\n":
+                i += 1
+            toks.append(_Tok("nl", None, line, ws))
+            ws = ""
+            line += 1
+            i += 1
+            continue
+        if c == "#" or text.startswith("//", i):
+            while i < n and text[i] not in _NL:
+                i += 1
+            continue
+        if text.startswith("+=", i):
+            toks.append(_Tok("punct", "+=", line, ws))
+            ws = ""
+            i += 2
+            continue
+        if c in "{}[],:=":
+            toks.append(_Tok("punct", c, line, ws))
+            ws = ""
+            i += 1
+            continue
+        if text.startswith('"""', i):
+            end = text.find('"""', i + 3)
+            if end < 0:
+                err("unterminated triple-quoted string")
+            # a run of more than three quotes ends at the last three
+            while end + 3 < n and text[end + 3] == '"':
+                end += 1
+            raw = text[i + 3:end]
+            toks.append(_Tok("qstring", raw, line, ws))
+            line += sum(raw.count(x) for x in "\n")
+            ws = ""
+            i = end + 3
+            continue
+        if c == '"':
+            j = i + 1
+            out = []
+            while True:
+                if j >= n or text[j] in _NL:
+                    err("unterminated string")
+                ch = text[j]
+                if ch == '"':
+                    break
+                if ch == "\\":
+                    if j + 1 >= n:
+                        err("bad escape in string")
+                    e = text[j + 1]
+                    if e in _ESCAPES:
+                        out.append(_ESCAPES[e])
+                        j += 2
+                        continue
+                    if e == "u" and re.match(r"[0-9A-Fa-f]{4}", text[j + 2:j + 6]):
+                        out.append(chr(int(text[j + 2:j + 6], 16)))
+                        j += 6
+                        continue
+                    err("bad escape \\%s in string" % e)
+                out.append(ch)
+                j += 1
+            toks.append(_Tok("qstring", "".join(out), line, ws))
+            ws = ""
+            i = j + 1
+            continue
+        if c == "$":
+            m = _VAR.match(text, i)
+            if not m:
+                err("bad substitution syntax")
+            toks.append(_Tok("variable", (m.group(2), m.group(1) == "?"), line, ws))
+            ws = ""
+            i = m.end()
+            continue
+        if _UNQ_START.match(c):
+            m = _UNQ.match(text, i)
+            word = m.group(0)
+            if word in ("true", "on"):
+                tok = _Tok("bool", True, line, ws)
+            elif word in ("false", "off"):
+                tok = _Tok("bool", False, line, ws)
+            elif word == "null":
+                tok = _Tok("null", None, line, ws)
+            elif word == "include":
+                tok = _Tok("include", word, line, ws)
+            else:
+                tok = _Tok("string", word, line, ws)
+            toks.append(tok)
+            ws = ""
+            i = m.end()
+            continue
+        if c.isdigit() or c in "+-.":
+            best = None
+            for kind, rx in _NUMLIKE:
+                m = rx.match(text, i)
+                if m and (best is None or m.end() > best[1].end()):
+                    best = (kind, m)
+            if best is None:
+                err("unexpected character %r" % c)
+            kind, m = best
+            s = m.group(0)
+            if kind == "integer":
+                val = int(s)
+            elif kind == "float":
+                val = float(s)
+            else:
+                val = s
+            toks.append(_Tok(kind, val, line, ws, raw=s))
+            ws = ""
+            i = m.end()
+            continue
+        err("unexpected character %r" % c)
+    toks.append(_Tok("eof", None, line, ws))
+    return toks
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+_SCALAR_KINDS = ("string", "qstring", "integer", "float", "bool", "null", "duration", "bytesize", "percent")
+_CONCAT_KINDS = ("string", "qstring", "variable")
+
+
+class _Parser:
+    def __init__(self, toks, filename, include_dir, depth):
+        self.t = toks
+        self.i = 0
+        self.filename = filename
+        self.include_dir = include_dir
+        self.depth = depth
+
+    def peek(self):
+        return self.t[self.i]
+
+    def next(self):
+        tok = self.t[self.i]
+        self.i += 1
+        return tok
+
+    def err(self, msg, tok=None):
+        tok = tok or self.peek()
+        raise HoconError(msg, tok.line, self.filename)
+
+    def skip_nl(self):
+        while self.peek().kind == "nl":
+            self.i += 1
+
+    def skip_nl_commas(self):
+        while self.peek().kind == "nl" or (self.peek().kind == "punct" and self.peek().value == ","):
+            self.i += 1
+
+    # root := '{' fields '}' | fields
+    def parse_root(self):
+        self.skip_nl()
+        tok = self.peek()
+        if tok.kind == "punct" and tok.value == "{":
+            self.next()
+            obj = self.parse_fields("}")
+            self.skip_nl()
+            if self.peek().kind != "eof":
+                self.err("syntax error before: %s" % _show(self.peek()))
+            return obj
+        return self.parse_fields(None)
+
+    def parse_fields(self, closer):
+        obj = {}
+        while True:
+            self.skip_nl_commas()
+            tok = self.peek()
+            if closer is None and tok.kind == "eof":
+                return obj
+            if closer is not None and tok.kind == "punct" and tok.value == closer:
+                self.next()
+                return obj
+            if tok.kind == "eof":
+                self.err("syntax error: unexpected end of input, missing '%s'" % closer)
+            if tok.kind == "include":
+                self.next()
+                self.do_include(obj)
+                continue
+            if tok.kind not in ("string", "qstring"):
+                self.err("syntax error before: %s" % _show(tok))
+            self.next()
+            path = tok.value.split(".") if tok.kind == "string" else [tok.value]
+            if any(p == "" for p in path):
+                self.err("bad key %r" % tok.value, tok)
+            sep = self.peek()
+            if sep.kind == "punct" and sep.value in ("=", ":"):
+                self.next()
+                self.skip_nl()
+                value = self.parse_value()
+                _set_path(obj, path, value, append=False)
+            elif sep.kind == "punct" and sep.value == "+=":
+                self.next()
+                self.skip_nl()
+                value = self.parse_value()
+                _set_path(obj, path, value, append=True)
+            elif sep.kind == "punct" and sep.value == "{":
+                value = self.parse_value()
+                _set_path(obj, path, value, append=False)
+            else:
+                self.err("syntax error before: %s (expected '=', ':' or '{' after key '%s')"
+                         % (_show(sep), tok.value), sep)
+            # a field ends at a newline, a comma, the closer or EOF
+            end = self.peek()
+            if end.kind in ("nl", "eof"):
+                continue
+            if end.kind == "punct" and end.value == ",":
+                continue
+            if closer is not None and end.kind == "punct" and end.value == closer:
+                continue
+            if end.kind in ("string", "qstring", "include"):
+                continue  # fields may follow each other without a separator
+            self.err("syntax error before: %s" % _show(end), end)
+
+    def do_include(self, obj):
+        tok = self.next()
+        if tok.kind != "qstring":
+            self.err("include expects a quoted file name", tok)
+        name = tok.value
+        path = name if os.path.isabs(name) else os.path.join(self.include_dir or ".", name)
+        if self.depth > 10:
+            self.err("include nesting too deep", tok)
+        if not os.path.exists(path):
+            return  # a missing non-required include is ignored, as in HOCON
+        with open(path, encoding="utf-8") as fh:
+            sub = parse(fh.read(), filename=path, _depth=self.depth + 1, resolve=False)
+        for k, v in sub.items():
+            _set_path(obj, [k], v, append=False)
+
+    def parse_value(self):
+        parts = []
+        first = self.peek()
+        while True:
+            tok = self.peek()
+            if parts and (tok.kind == "nl" or tok.kind == "eof"):
+                break
+            if tok.kind == "punct" and tok.value == "{":
+                self.next()
+                parts.append((tok, self.parse_fields("}")))
+            elif tok.kind == "punct" and tok.value == "[":
+                self.next()
+                parts.append((tok, self.parse_array()))
+            elif tok.kind in _CONCAT_KINDS:
+                self.next()
+                if tok.kind == "variable":
+                    parts.append((tok, Subst(tok.value[0], tok.value[1], tok.line)))
+                else:
+                    parts.append((tok, tok.value))
+            elif tok.kind in _SCALAR_KINDS and not parts:
+                self.next()
+                # numbers, booleans, durations... stand alone
+                nxt = self.peek()
+                if not (nxt.kind in ("nl", "eof") or (nxt.kind == "punct" and nxt.value in (",", "}", "]"))):
+                    self.err("syntax error before: %s" % _show(nxt), nxt)
+                return tok.value
+            else:
+                if not parts:
+                    self.err("syntax error before: %s" % _show(tok), tok)
+                break
+            nxt = self.peek()
+            if nxt.kind in ("nl", "eof") or (nxt.kind == "punct" and nxt.value in (",", "}", "]")):
+                break
+            if self._key_ahead():
+                break
+            if not (nxt.kind in _CONCAT_KINDS or (nxt.kind == "punct" and nxt.value in ("{", "["))):
+                self.err("syntax error before: %s" % _show(nxt), nxt)
+        if len(parts) == 1:
+            return parts[0][1]
+        return _Concat(parts, first.line)
+
+    def _key_ahead(self):
+        tok = self.t[self.i]
+        if tok.kind not in ("string", "qstring"):
+            return False
+        nxt = self.t[self.i + 1] if self.i + 1 < len(self.t) else None
+        return nxt is not None and nxt.kind == "punct" and nxt.value in ("=", ":", "+=", "{")
+
+    def parse_array(self):
+        out = []
+        while True:
+            self.skip_nl_commas()
+            tok = self.peek()
+            if tok.kind == "punct" and tok.value == "]":
+                self.next()
+                return out
+            if tok.kind == "eof":
+                self.err("syntax error: unexpected end of input, missing ']'")
+            out.append(self.parse_value())
+            end = self.peek()
+            if end.kind == "nl" or (end.kind == "punct" and end.value in (",", "]")):
+                continue
+            self.err("syntax error before: %s" % _show(end), end)
+
+
+def _show(tok):
+    if tok.kind == "eof":
+        return "end of input"
+    if tok.kind == "nl":
+        return "newline"
+    if tok.kind == "qstring":
+        return json.dumps(tok.value)
+    if tok.kind == "variable":
+        return "${%s}" % tok.value[0]
+    if tok.raw is not None:
+        return "'%s'" % tok.raw
+    return "'%s'" % (tok.value,)
+
+
+def _set_path(obj, path, value, append):
+    cur = obj
+    for key in path[:-1]:
+        nxt = cur.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[key] = nxt
+        cur = nxt
+    last = path[-1]
+    if append:
+        old = cur.get(last)
+        if old is None:
+            cur[last] = [value]
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            cur[last] = _Concat([(None, old), (None, [value])], 0)
+        return
+    old = cur.get(last)
+    if isinstance(old, dict) and isinstance(value, dict):
+        cur[last] = merge(old, value)
+    else:
+        cur[last] = value
+
+
+def merge(base, over):
+    """Deep-merge two parsed objects (HOCON object merging): `over` wins, objects merge."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# substitution
+
+def _lookup(root, name):
+    cur = root
+    for part in name.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return False, None
+        cur = cur[part]
+    return True, cur
+
+
+def _resolve(value, root, env, filename, stack=()):
+    if isinstance(value, dict):
+        return {k: _resolve(v, root, env, filename, stack) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, root, env, filename, stack) for v in value]
+    if isinstance(value, Subst):
+        if value.name in stack:
+            raise HoconError("circular substitution ${%s}" % value.name, value.line, filename)
+        found, v = _lookup(root, value.name)
+        if found and not isinstance(v, Subst):
+            return _resolve(v, root, env, filename, stack + (value.name,))
+        if found:
+            return _resolve(v, root, env, filename, stack + (value.name,))
+        if value.name in env:
+            return env[value.name]
+        if value.optional:
+            return _MISSING
+        raise HoconError("unresolved substitution ${%s}" % value.name, value.line, filename)
+    if isinstance(value, _Concat):
+        vals = []
+        for tok, part in value.parts:
+            r = _resolve(part, root, env, filename, stack)
+            if r is _MISSING:
+                continue
+            vals.append((tok, r))
+        if not vals:
+            return _MISSING
+        if all(isinstance(v, dict) for _, v in vals):
+            out = {}
+            for _, v in vals:
+                out = merge(out, v)
+            return out
+        if all(isinstance(v, list) for _, v in vals):
+            out = []
+            for _, v in vals:
+                out.extend(v)
+            return out
+        if any(isinstance(v, (dict, list)) for _, v in vals):
+            raise HoconError("cannot concatenate an object or array with a string", value.line, filename)
+        s = ""
+        for idx, (tok, v) in enumerate(vals):
+            if idx and tok is not None:
+                s += tok.ws_before
+            s += _scalar_text(v)
+        return s
+    return value
+
+
+def _scalar_text(v):
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "null"
+    return str(v)
+
+
+class _Missing:
+    def __repr__(self):
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def _drop_missing(value):
+    if isinstance(value, dict):
+        return {k: _drop_missing(v) for k, v in value.items() if v is not _MISSING}
+    if isinstance(value, list):
+        return [_drop_missing(v) for v in value if v is not _MISSING]
+    return value
+
+
+def resolve(obj, env=None, filename=None):
+    env = os.environ if env is None else env
+    return _drop_missing(_resolve(obj, obj, env, filename))
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+def parse(text, filename=None, env=None, resolve=True, _depth=0):
+    """Parse a HOCON document and return a dict."""
+    toks = _lex(text, filename)
+    include_dir = os.path.dirname(filename) if filename else None
+    obj = _Parser(toks, filename, include_dir, _depth).parse_root()
+    if resolve:
+        obj = globals()["resolve"](obj, env, filename)
+    return obj
+
+
+def parse_file(path, env=None):
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    return parse(text, filename=path, env=env)
+
+
+def parse_value(text, env=None):
+    """Parse one HOCON value (as given in an EMQX_* environment variable)."""
+    toks = _lex(text)
+    p = _Parser(toks, None, None, 0)
+    p.skip_nl()
+    if p.peek().kind == "eof":
+        raise HoconError("empty value")
+    v = p.parse_value()
+    p.skip_nl()
+    if p.peek().kind != "eof":
+        raise HoconError("trailing input after value")
+    wrapper = {"v": v}
+    return resolve(wrapper, env)["v"]

@@ -1,0 +1,658 @@
+"""One stand-in node: config, logging, broker, cluster, REST API and the `emqx ctl` commands."""
+
+import asyncio
+import datetime
+import glob
+import hashlib
+import os
+import re
+import resource
+import secrets
+import signal
+import sys
+import time
+
+from . import EDITION, VERSION, erlfmt, schema
+from .cluster import ClusterManager, parse_name
+
+LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+DEFAULT_COOKIE = "emqxsecretcookie"
+ROLES = ("administrator", "viewer", "publisher")
+
+
+def level_no(level):
+    if level == "all":
+        return 0
+    try:
+        return LEVELS.index(level)
+    except ValueError:
+        return 3
+
+
+def now_iso():
+    return datetime.datetime.now().astimezone().isoformat(timespec="microseconds")
+
+
+class Log:
+    """EMQX-like text log lines to a file and to stderr (the journal under systemd)."""
+
+    def __init__(self):
+        self.file = None
+        self.file_level = level_no("warning")
+        self.console = True
+        self.console_level = level_no("warning")
+
+    def configure(self, conf, foreground):
+        lc = conf["log"]["console"]
+        self.console = bool(lc.get("enable")) or (
+            foreground and os.environ.get("EMQX_LOG__CONSOLE_HANDLER__ENABLE", "true") != "false")
+        self.console_level = level_no(lc.get("level", "warning"))
+        lf = conf["log"]["file"]
+        if isinstance(lf, dict) and "path" not in lf:       # map of named handlers
+            lf = lf.get("default") or next(iter(lf.values()), {"enable": False})
+        if lf.get("enable", True):
+            path = schema.interpolate_env(lf.get("path") or "${EMQX_LOG_DIR}/emqx.log")
+            try:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                self.file = open(path, "a", encoding="utf-8", buffering=1)
+            except OSError as e:
+                self.file = None
+                sys.stderr.write("WARNING: cannot open log file %s: %s\n" % (path, e))
+            self.file_level = level_no(lf.get("level", "warning"))
+
+    def file_only(self, level, text):
+        if self.file and level_no(level) >= self.file_level:
+            try:
+                self.file.write("%s [%s] %s\n" % (now_iso(), level, text))
+            except (OSError, ValueError):
+                pass
+
+    def __call__(self, level, text):
+        n = level_no(level)
+        line = "%s [%s] %s\n" % (now_iso(), level, text)
+        if self.console and n >= self.console_level:
+            try:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        if self.file and n >= self.file_level:
+            try:
+                self.file.write(line)
+            except (OSError, ValueError):
+                pass
+
+
+def hash_password(password, salt=None):
+    salt = salt or secrets.token_hex(8)
+    return salt, hashlib.sha256((salt + password).encode()).hexdigest()
+
+
+def check_password(rec, password):
+    if not rec:
+        return False
+    _, h = hash_password(password, rec.get("salt", ""))
+    return secrets.compare_digest(h, rec.get("hash", ""))
+
+
+_LETTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NUMBERS = set("0123456789")
+_SPECIALS = set("!@#$%^&*()_+-=[]{}\"|;':,./<>?`~ ")
+
+
+def legal_password(pw):
+    """emqx_dashboard_admin:legal_password/1."""
+    if not 8 <= len(pw) <= 64:
+        return "The range of password length is 8~64"
+    kinds = sum(1 for group in (_LETTERS, _NUMBERS, _SPECIALS) if any(c in group for c in pw))
+    if kinds < 2:
+        return ("Bad password. At least two different kind of characters from groups of letters, numbers, "
+                "and special characters. For example, if password is composed from letters, it must contain "
+                "at least one number or a special character.")
+    if any(c not in _LETTERS | _NUMBERS | _SPECIALS for c in pw):
+        return "Only ascii characters are allowed in the password"
+    return None
+
+
+def usage(entries):
+    return "".join("%-48s# %s\n" % (cmd, desc) for cmd, desc in entries)
+
+
+CLUSTER_USAGE = [
+    ("cluster join <Node>", "Join the cluster"),
+    ("cluster leave", "Leave the cluster"),
+    ("cluster force-leave <Node>", "Force the node leave from cluster"),
+    ("cluster status [--json]", "Cluster status"),
+    ("cluster discovery enable", "Enable and run automatic cluster discovery (if configured)"),
+]
+ADMINS_USAGE = [
+    ("admins add <Username> <Password> <Description>", "Add dashboard user"),
+    ("admins passwd <Username> <Password>", "Reset dashboard user password"),
+    ("admins del <Username>", "Delete dashboard user"),
+]
+CLIENTS_USAGE = [
+    ("clients list", "List all clients"),
+    ("clients show <ClientId>", "Show a client"),
+    ("clients kick <ClientId>", "Kick out a client"),
+]
+ALL_USAGE = [("status", "Show broker status")] + CLUSTER_USAGE + ADMINS_USAGE + CLIENTS_USAGE + [
+    ("listeners", "List listeners"),
+    ("broker", "Show broker version, uptime and description"),
+]
+
+
+class BootError(Exception):
+    pass
+
+
+class Node:
+    def __init__(self, conf, etc_dir, foreground=True):
+        self.conf = conf
+        self.etc_dir = etc_dir
+        self.name = conf["node"]["name"]
+        self.data_dir = os.path.abspath(conf["node"]["data_dir"])
+        self.log = Log()
+        self.foreground = foreground
+        self.status = "booting"
+        self.broker = None
+        self.cluster = None
+        self.api = None
+        self.started_at = time.time()
+        self._stop = None
+        self.exit_code = 0
+
+    # ------------------------------------------------------------------ boot
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        self.log.configure(self.conf, self.foreground)
+        try:
+            await self._boot()
+        except BootError as e:
+            self.log("critical", str(e))
+            await self._shutdown()
+            return 1
+        except Exception as e:  # anything unexpected during boot: report and fail like a crashed boot
+            self.log("critical", "boot failed: %r" % (e,))
+            await self._shutdown()
+            return 1
+        self.status = "running"
+        msg = "EMQX %s is running now!" % VERSION
+        self.log.file_only("notice", msg)
+        try:
+            sys.stdout.write(msg + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        await self._stop.wait()
+        self.log("warning", "EMQX %s is stopping" % VERSION)
+        await self._shutdown()
+        try:
+            sys.stdout.write("EMQX %s is stopped\n" % VERSION)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        return self.exit_code
+
+    def request_stop(self):
+        if self._stop is not None and not self._stop.is_set():
+            self.status = "stopping"
+            self._stop.set()
+
+    async def _boot(self):
+        conf = self.conf
+        from .cluster import NodeDown, DistConn
+        try:
+            conn = await DistConn.open("probe%d@%s" % (os.getpid(), self.name.split("@", 1)[1]),
+                                       conf["node"]["cookie"], self.name, hidden=True, timeout=1.0)
+            conn.close()
+            raise BootError("Protocol 'inet_tcp': the name %s seems to be in use by another Erlang node"
+                            % self.name)
+        except NodeDown:
+            pass
+        if conf["node"]["cookie"] == DEFAULT_COOKIE:
+            for line in ("Default (insecure) Erlang cookie is in use.",
+                         "Configure node.cookie in %s/emqx.conf or override from environment variable "
+                         "EMQX_NODE__COOKIE" % self.etc_dir,
+                         "NOTE: Use the same cookie for all nodes in the cluster."):
+                self.log.file_only("warning", line)
+                try:
+                    sys.stderr.write("WARNING: %s\n" % line)
+                except (OSError, ValueError):
+                    pass
+        try:
+            os.makedirs(os.path.join(self.data_dir, "configs"), exist_ok=True)
+            self._write_vm_args()
+        except OSError as e:
+            raise BootError("cannot write to node.data_dir %s: %s" % (self.data_dir, e))
+        if EDITION == "opensource" and conf["cluster"]["discovery_strategy"] == "singleton":
+            pass
+        self.cluster = ClusterManager(self)
+        try:
+            self.cluster.load()
+        except OSError as e:
+            raise BootError("cannot open mnesia dir %s: %s" % (self.cluster.state_dir, e))
+        self._ensure_default_user()
+        self._load_bootstrap_keys()
+        from .broker import Broker
+        self.broker = Broker(self.name, self.broker_listeners(), self.broker_mqtt(), self.cluster.forward, self.log)
+        try:
+            await self.broker.start()
+        except Exception as e:
+            raise BootError("failed_to_start_listeners: %s" % (e,))
+        from .api import ApiServer
+        self.api = ApiServer(self)
+        try:
+            await self.api.start()
+        except Exception as e:
+            raise BootError("failed_to_start_dashboard_listener: %s" % (e,))
+        try:
+            await self.cluster.start()
+        except RuntimeError as e:
+            raise BootError(str(e))
+
+    async def _shutdown(self):
+        if self.api:
+            try:
+                await self.api.stop()
+            except Exception:
+                pass
+        if self.cluster:
+            await self.cluster.stop()
+        if self.broker:
+            try:
+                await self.broker.stop()
+            except Exception:
+                pass
+
+    def _write_vm_args(self):
+        cfg_dir = os.path.join(self.data_dir, "configs")
+        stamp = time.strftime("%Y.%m.%d.%H.%M.%S")
+        path = os.path.join(cfg_dir, "vm.%s.args" % stamp)
+        text = "-name %s\n-setcookie %s\n+P %d\n+Q %d\n" % (
+            self.name, self.conf["node"]["cookie"], self.conf["node"]["process_limit"],
+            self.conf["node"]["max_ports"])
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(path + ".tmp", path)
+        for old in sorted(glob.glob(os.path.join(cfg_dir, "vm.*.args")))[:-3]:
+            if old != path:
+                try:
+                    os.unlink(old)
+                except OSError:
+                    pass
+
+    # ------------------------------------------------------------------ broker config
+    def broker_listeners(self):
+        out = {}
+        for kind in ("tcp", "ssl", "ws", "wss"):
+            group = {}
+            for name, lconf in self.conf["listeners"].get(kind, {}).items():
+                if lconf == "marked_for_deletion":
+                    group[name] = "marked_for_deletion"
+                    continue
+                group[name] = schema.seconds_view(schema.LISTENERS.fields[kind].type.inner.inner, lconf)
+            out[kind] = group
+        return out
+
+    def broker_mqtt(self):
+        return schema.seconds_view(schema.MQTT, self.conf["mqtt"])
+
+    # ------------------------------------------------------------------ data: users and keys
+    def _ensure_default_user(self):
+        d = self.conf["dashboard"]
+        user, pw = d["default_username"], d["default_password"]
+        if user and pw and self.get_user(user) is None:
+            salt, h = hash_password(pw)
+            self.cluster.put_record("users", user, {"salt": salt, "hash": h, "role": "administrator",
+                                                    "description": "administrator"})
+            self.log("info", "dashboard user %s created" % user)
+
+    def _load_bootstrap_keys(self):
+        path = self.conf["api_key"].get("bootstrap_file") or ""
+        if not path:
+            return
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except OSError as e:
+            self.log("error", "msg: failed_to_init_api_key_bootstrap_file, file: %s, reason: %s"
+                     % (path, e.strerror or e))
+            return
+        loaded = 0
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(":")
+            ok = len(parts) in (2, 3) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{2,127}", parts[0]) \
+                and 3 <= len(parts[1]) <= 128
+            role = parts[2] if ok and len(parts) == 3 else "administrator"
+            if not ok or role not in ROLES:
+                self.log("error", "msg: failed_to_load_api_key_bootstrap_file_line, file: %s, line: %d, "
+                         "reason: invalid_format (expected key:secret[:role], no comments)" % (path, lineno))
+                continue
+            salt, h = hash_password(parts[1])
+            rec = self.cluster.state["data"]["api_keys"].get(parts[0])
+            if rec and check_password(rec, parts[1]) and rec.get("role") == role:
+                loaded += 1
+                continue
+            self.cluster.put_record("api_keys", parts[0], {"salt": salt, "hash": h, "role": role,
+                                                           "enable": True, "source": "bootstrap"})
+            loaded += 1
+        self.log("info", "loaded %d API key(s) from %s" % (loaded, path))
+
+    def after_join(self):
+        """Joining replaced local data with the cluster's (dashboard users, API keys)."""
+
+    # ------------------------------------------------------------------ info
+    def node_info(self):
+        clients = self.broker.clients() if self.broker else []
+        try:
+            max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        except (ValueError, OSError):
+            max_fds = 1024
+        try:
+            load1, load5, load15 = os.getloadavg()
+        except OSError:
+            load1 = load5 = load15 = 0.0
+        mem_used = 0
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        mem_used = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        mem_total = 0
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemTotal:"):
+                        mem_total = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return {
+            "node": self.name,
+            "node_status": "running",
+            "version": VERSION,
+            "edition": "Enterprise" if EDITION == "enterprise" else "Opensource",
+            "role": self.conf["node"]["role"],
+            "connections": len(clients),
+            "live_connections": sum(1 for c in clients if c.get("connected", True)),
+            "cluster_sessions": len(clients),
+            "uptime": int((time.time() - self.started_at) * 1000),
+            "max_fds": max_fds,
+            "otp_release": "26.2.5.2-1/14.2.5.2",
+            "memory_total": mem_total,
+            "memory_used": mem_used,
+            "process_available": self.conf["node"]["process_limit"],
+            "process_used": len(clients) * 2 + 600,
+            "load1": round(load1, 2), "load5": round(load5, 2), "load15": round(load15, 2),
+            "sys_path": os.environ.get("RUNNER_ROOT_DIR", "/usr/lib/emqx"),
+            "log_path": os.environ.get("EMQX_LOG_DIR", "/var/log/emqx"),
+        }
+
+    # ------------------------------------------------------------------ dist ops
+    async def handle_op(self, req, peer, hidden):
+        op = req.get("op")
+        c = self.cluster
+        if op == "ping":
+            return {"pong": True, "status": self.status}
+        if op == "heartbeat":
+            return c.handle_heartbeat(req.get("state") or {}, peer)
+        if op == "get_state":
+            return {"status": self.status, "state": c.export(), "role": self.conf["node"]["role"],
+                    "license_refused": self.license_refusal(req)}
+        if op == "join_request":
+            refusal = self.license_refusal(req)
+            if refusal:
+                return {"error": refusal}
+            return await c.handle_join_request(req["joiner"])
+        if op == "leave":
+            r = await c.leave()
+            return {"result": "ok" if r == "ok" else "error"}
+        if op == "join_cluster":  # REST invite: make this node join `target`
+            r = await c.join(req["target"])
+            if r == "ok":
+                return {"result": "ok"}
+            if r == "ignore":
+                return {"result": "ignore"}
+            return {"result": "error", "reason": r[1]}
+        if op == "node_info":
+            return {"info": self.node_info()}
+        if op == "clients":
+            return {"clients": self.broker.clients() if self.broker else []}
+        if op == "getpid":
+            return {"pid": os.getpid()}
+        if op == "stop":
+            asyncio.get_running_loop().call_later(0.05, self.request_stop)
+            return {"result": "ok", "pid": os.getpid()}
+        if op == "ctl":
+            out, rc = await self.ctl([str(a) for a in req.get("args", [])])
+            return {"out": out, "rc": rc}
+        return {"error": "unknown_op"}
+
+    def license_refusal(self, req):
+        """Enterprise (5.9+) builds refuse to form a multi-node cluster without a license key."""
+        if EDITION != "enterprise":
+            return None
+        key = self.conf.get("license", {}).get("key", "default")
+        if key in ("", "default", None):
+            return "{license_restriction,<<\"single node license\">>}"
+        return None
+
+    # ------------------------------------------------------------------ emqx ctl
+    async def ctl(self, args):
+        if not args:
+            return usage(ALL_USAGE), 0
+        cmd, rest = args[0], args[1:]
+        if cmd == "status":
+            if rest:
+                return usage([("status", "Show broker status")]), 0
+            state = {"booting": "starting", "stopping": "stopping"}.get(self.status, "started")
+            return "Node %s %s is %s\n" % (erlfmt.atom(self.name), VERSION, state), 0
+        if cmd == "cluster":
+            out = await self.ctl_cluster(rest)
+            # 5.8 exits 0 even when a join/leave fails (parse stdout!); 5.10 exits 1
+            failed = out.startswith("Failed to") or "\nFailed to" in out
+            return out, (1 if failed and _vsn() >= (5, 10) else 0)
+        if cmd == "admins":
+            return self.ctl_admins(rest), 0
+        if cmd == "clients":
+            return self.ctl_clients(rest), 0
+        if cmd == "broker":
+            up = int(time.time() - self.started_at)
+            return ("sysdescr  : EMQX\nversion   : %s\ndatetime  : %s\nuptime    : %d seconds\n"
+                    % (VERSION, time.strftime("%Y-%m-%dT%H:%M:%S%z"), up)), 0
+        if cmd == "listeners":
+            return self.ctl_listeners(), 0
+        if cmd == "license" and EDITION == "enterprise":
+            return self.ctl_license(rest), 0
+        return usage(ALL_USAGE), 1
+
+    def ctl_license(self, args):
+        """Enterprise: `license update KEY` stores the key in data/configs/cluster.hocon (any key other
+        than "default" counts as a multi-node license in the stand-in)."""
+        if len(args) == 2 and args[0] == "update":
+            import json
+            from . import hocon
+            path = os.path.join(self.data_dir, "configs", "cluster.hocon")
+            try:
+                doc = hocon.parse_file(path) if os.path.exists(path) else {}
+            except hocon.HoconError:
+                doc = {}
+            doc.setdefault("license", {})["key"] = args[1]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(doc, indent=2) + "\n")
+            self.conf.setdefault("license", {})["key"] = args[1]
+            return "ok\n"
+        if args == ["info"]:
+            key = self.conf.get("license", {}).get("key", "default")
+            kind = "community" if key in ("", "default") else "official"
+            return "customer        : stand-in\nmax_connections : %s\ntype            : %s\n" % (
+                10 if kind == "community" else 10000000, kind)
+        return usage([("license info", "Show license info"),
+                      ("license update <License>", "Update license given as a string")])
+
+    def _cluster_status(self):
+        return erlfmt.cluster_status_text(self.cluster.running_nodes(), self.cluster.stopped_nodes())
+
+    async def ctl_cluster(self, args):
+        c = self.cluster
+        if len(args) == 2 and args[0] == "join":
+            r = await c.join(parse_name(args[1], self.name))
+            if r == "ok":
+                return "Join the cluster successfully.\n" + self._cluster_status()
+            if r == "ignore":
+                return "Ignore.\n"
+            return "Failed to join the cluster: %s\n" % r[1]
+        if args == ["leave"]:
+            out = ""
+            if c.autocluster_enabled:
+                c.autocluster_enabled = False
+                if c.autocluster_task:
+                    c.autocluster_task.cancel()
+                out += ("Automatic cluster discovery is disabled on this node: %s to avoid re-joining the same "
+                        "cluster again, if the node is not stopped soon. To enable it run: 'emqx ctl cluster "
+                        "discovery enable' or restart the node.\n" % erlfmt.atom(self.name))
+            r = await c.leave()
+            if r == "ok":
+                return out + "Leave the cluster successfully.\n" + self._cluster_status()
+            return out + "Failed to leave the cluster: %s\n" % r[1]
+        if len(args) == 2 and args[0] == "force-leave":
+            r = await c.force_leave(parse_name(args[1], self.name))
+            if r == "ok":
+                return "Remove the node from cluster successfully.\n" + self._cluster_status()
+            if r == "ignore":
+                return "Ignore.\n"
+            return "Failed to remove the node from cluster: %s\n" % r[1]
+        if args == ["status"]:
+            return self._cluster_status()
+        if args == ["status", "--json"]:
+            return erlfmt.cluster_status_json(c.running_nodes(), c.stopped_nodes())
+        if args == ["discovery", "enable"]:
+            if not c.autocluster_enabled and self.conf["cluster"]["discovery_strategy"] not in ("manual", "singleton"):
+                c.autocluster_enabled = True
+                c.autocluster_task = asyncio.ensure_future(c._autocluster())
+            return "Automatic cluster discovery enabled.\n"
+        return usage(CLUSTER_USAGE)
+
+    def get_user(self, username):
+        rec = self.cluster.state["data"]["users"].get(username)
+        if rec is None or rec.get("deleted"):
+            return None
+        return rec
+
+    def change_password(self, username, password):
+        users = self.cluster.state["data"]["users"]
+        if self.get_user(username) is None:
+            return "username_not_found"
+        err = legal_password(password)
+        if err:
+            return err
+        salt, h = hash_password(password)
+        rec = dict(users[username], salt=salt, hash=h)
+        self.cluster.put_record("users", username, rec)
+        if self.api:
+            self.api.drop_tokens(username)
+        return None
+
+    def ctl_admins(self, args):
+        if len(args) == 3 and args[0] == "passwd":
+            err = self.change_password(args[1], args[2])
+            return "ok\n" if err is None else "Error: %s\n" % err
+        if len(args) in (3, 4, 5) and args[0] == "add":
+            username, password = args[1], args[2]
+            if self.get_user(username) is not None:
+                return "Error: username_already_exist\n"
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", username):
+                return "Error: Bad Username. Only upper and lower case letters, numbers and underscores are supported\n"
+            err = legal_password(password)
+            if err:
+                return "Error: %s\n" % err
+            salt, h = hash_password(password)
+            self.cluster.put_record("users", username, {
+                "salt": salt, "hash": h, "role": "administrator",
+                "description": args[3] if len(args) > 3 else ""})
+            return "ok\n"
+        if len(args) == 2 and args[0] == "del":
+            if self.get_user(args[1]) is None:
+                return "Error: username_not_found\n"
+            # deletion is replicated as a tombstone record
+            self.cluster.put_record("users", args[1], {"deleted": True, "salt": "", "hash": ""})
+            return "ok\n"
+        return usage(ADMINS_USAGE)
+
+    def ctl_clients(self, args):
+        clients = self.broker.clients() if self.broker else []
+        if args == ["list"]:
+            if not clients:
+                return "No clients.\n"
+            return "".join(_client_line(c) for c in clients)
+        if len(args) == 2 and args[0] == "show":
+            for c in clients:
+                if c.get("clientid") == args[1]:
+                    return _client_line(c)
+            return "Not Found.\n"
+        if len(args) == 2 and args[0] == "kick":
+            if hasattr(self.broker, "kick"):
+                self.broker.kick(args[1])
+            return "ok\n"
+        return usage(CLIENTS_USAGE)
+
+    def ctl_listeners(self):
+        out = []
+        ports = self.broker.listener_ports() if self.broker else {}
+        for kind in ("tcp", "ssl", "ws", "wss"):
+            for name, lconf in self.conf["listeners"].get(kind, {}).items():
+                if not isinstance(lconf, dict):
+                    continue
+                lid = "%s:%s" % (kind, name)
+                running = lid in ports
+                out.append("%s\n  listen_on       : %s\n  acceptors       : %s\n  proxy_protocol  : %s\n"
+                           "  running         : %s\n" % (
+                               lid, lconf.get("bind"), lconf.get("acceptors"),
+                               "true" if lconf.get("proxy_protocol") else "false",
+                               "true" if running else "false"))
+        return "".join(out)
+
+
+def _vsn():
+    try:
+        return tuple(int(x) for x in VERSION.split(".")[:2])
+    except ValueError:
+        return (5, 8)
+
+
+def _client_line(c):
+    def ms(v):
+        if isinstance(v, (int, float)):
+            return int(v * 1000) if v < 1e11 else int(v)
+        if isinstance(v, str):
+            try:
+                return int(datetime.datetime.fromisoformat(v).timestamp() * 1000)
+            except ValueError:
+                return 0
+        return 0
+
+    def tf(v):
+        return "true" if v else "false"
+
+    ip = c.get("ip_address") or ""
+    peer = "%s:%s" % (ip, c.get("port"))   # emqx_mgmt_util:ntoa/1 + ":~p", no brackets for IPv6
+    expiry = c.get("expiry_interval", 0) or 0
+    return ("Client(%s, username=%s, peername=%s, clean_start=%s, keepalive=%s, session_expiry_interval=%s, "
+            "subscriptions=%s, inflight=%s, awaiting_rel=%s, delivered_msgs=%s, enqueued_msgs=%s, "
+            "dropped_msgs=%s, connected=%s, created_at=%s, connected_at=%s)\n" % (
+                c.get("clientid"), c.get("username") if c.get("username") is not None else "undefined",
+                peer, tf(c.get("clean_start", True)), c.get("keepalive", 0), int(expiry),
+                c.get("subscriptions_cnt", 0), c.get("inflight_cnt", 0), c.get("awaiting_rel_cnt", 0),
+                c.get("send_msg", 0), c.get("mqueue_len", 0), c.get("mqueue_dropped", 0),
+                tf(c.get("connected", True)), ms(c.get("created_at", c.get("connected_at"))),
+                ms(c.get("connected_at"))))

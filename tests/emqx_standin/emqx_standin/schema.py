@@ -1,0 +1,883 @@
+"""The part of EMQX 5.8's configuration schema that an operator writes, kept as data.
+
+To accept a new key, add it to the tables below (`F(type, default)`). Roots listed in
+`LOOSE_ROOTS` are accepted without looking inside (EMQX checks them; the stand-in does not).
+
+load_config() applies EMQX's precedence (lowest first): etc/base.hocon, data/configs/cluster.hocon,
+etc/emqx.conf, then EMQX_<PATH> environment variables (`__` between levels), and checks the result.
+Errors raise ConfigError carrying the dotted key path, as EMQX names it in its refusal to start.
+"""
+
+import ipaddress
+import os
+import re
+
+from . import hocon
+
+NODEFAULT = object()
+
+
+class ConfigError(Exception):
+    def __init__(self, path, reason, value=NODEFAULT, unknown=None, line=None, filename=None):
+        self.path = path
+        self.reason = reason
+        self.value = value
+        self.unknown = unknown
+        self.line = line
+        self.filename = filename
+        super().__init__(self.describe())
+
+    def key_path(self):
+        if self.unknown:
+            return "%s.%s" % (self.path, self.unknown) if self.path else self.unknown
+        return self.path
+
+    def describe(self):
+        if self.reason == "syntax_error":
+            where = self.filename or "config"
+            return "failed_to_parse_config: %s line %s: %s" % (where, self.line, self.value)
+        parts = ["kind => validation_error", 'path => "%s"' % self.path, "reason => %s" % self.reason]
+        if self.unknown:
+            parts.append('unknown => <<"%s">>' % self.unknown)
+        if self.value is not NODEFAULT:
+            parts.append("value => %s" % _show(self.value))
+        return "#{%s}" % ", ".join(parts)
+
+
+def _show(v):
+    if isinstance(v, str):
+        return '"%s"' % v
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, (list, dict)):
+        return repr(v)
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# value types: each is a callable(value, path) -> converted value, raising ConfigError
+
+class T:
+    def __call__(self, v, path):
+        raise NotImplementedError
+
+
+class Any_(T):
+    def __call__(self, v, path):
+        return v
+
+
+class Str(T):
+    def __init__(self, allow_empty=True, pattern=None):
+        self.allow_empty = allow_empty
+        self.pattern = re.compile(pattern) if pattern else None
+
+    def __call__(self, v, path):
+        if isinstance(v, bool) or isinstance(v, (dict, list)) or v is None:
+            raise ConfigError(path, "unable_to_convert_to_string", v)
+        v = str(v)
+        if not self.allow_empty and v == "":
+            raise ConfigError(path, "empty_string_not_allowed", v)
+        if self.pattern and not self.pattern.fullmatch(v):
+            raise ConfigError(path, "bad_format", v)
+        return v
+
+
+class FilePath(Str):
+    """A string path; `${EMQX_ETC_DIR}` style references are expanded like EMQX does."""
+
+    def __call__(self, v, path):
+        v = super().__call__(v, path)
+        return interpolate_env(v)
+
+
+def interpolate_env(s):
+    def rep(m):
+        name = m.group(1) or m.group(2)
+        return os.environ.get(name, m.group(0))
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", rep, s)
+
+
+class Bool(T):
+    def __call__(self, v, path):
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v in ("true", "false"):
+            return v == "true"
+        raise ConfigError(path, "unable_to_convert_to_boolean_type", v)
+
+
+class Int(T):
+    def __init__(self, lo=None, hi=None):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, v, path):
+        if isinstance(v, bool):
+            raise ConfigError(path, "unable_to_convert_to_integer_type", v)
+        if isinstance(v, str) and re.fullmatch(r"[+-]?[0-9]+", v):
+            v = int(v)
+        if not isinstance(v, int):
+            raise ConfigError(path, "unable_to_convert_to_integer_type", v)
+        if self.lo is not None and v < self.lo:
+            raise ConfigError(path, "value_too_small (min %s)" % self.lo, v)
+        if self.hi is not None and v > self.hi:
+            raise ConfigError(path, "value_too_large (max %s)" % self.hi, v)
+        return v
+
+
+class Num(T):
+    def __call__(self, v, path):
+        if isinstance(v, bool):
+            raise ConfigError(path, "unable_to_convert_to_float_type", v)
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                pass
+        raise ConfigError(path, "unable_to_convert_to_float_type", v)
+
+
+_DUR_UNITS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+_DUR_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+", re.I)
+_DUR_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)", re.I)
+
+
+def parse_duration_ms(s):
+    if not _DUR_RE.fullmatch(s):
+        return None
+    return sum(int(n) * _DUR_UNITS[u.lower()] for n, u in _DUR_PART.findall(s))
+
+
+class Duration(T):
+    """Duration, converted to milliseconds (an integer means milliseconds)."""
+
+    def __init__(self, allow_infinity=False, allow_disabled=False):
+        self.allow_infinity = allow_infinity
+        self.allow_disabled = allow_disabled
+
+    def __call__(self, v, path):
+        if self.allow_infinity and v == "infinity":
+            return "infinity"
+        if self.allow_disabled and v in ("disabled", False):
+            return "disabled"
+        if isinstance(v, bool):
+            raise ConfigError(path, "not_a_duration", v)
+        if isinstance(v, int):
+            return v
+        if isinstance(v, str):
+            if re.fullmatch(r"[0-9]+", v):
+                return int(v)
+            ms = parse_duration_ms(v)
+            if ms is not None:
+                return ms
+        raise ConfigError(path, "not_a_duration", v)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
+
+
+class Bytesize(T):
+    def __init__(self, allow_infinity=False):
+        self.allow_infinity = allow_infinity
+
+    def __call__(self, v, path):
+        if self.allow_infinity and v == "infinity":
+            return "infinity"
+        if isinstance(v, bool):
+            raise ConfigError(path, "not_a_bytesize", v)
+        if isinstance(v, int):
+            return v
+        if isinstance(v, str):
+            m = re.fullmatch(r"([0-9]+)\s*(b|kb|mb|gb|)", v, re.I)
+            if m:
+                return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        raise ConfigError(path, "not_a_bytesize", v)
+
+
+class Percent(T):
+    def __call__(self, v, path):
+        if isinstance(v, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?%", v):
+            return float(v[:-1]) / 100
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        raise ConfigError(path, "not_a_percent", v)
+
+
+class Enum(T):
+    def __init__(self, *choices):
+        self.choices = choices
+
+    @staticmethod
+    def _text(v):
+        if v is True:
+            return "true"
+        if v is False:
+            return "false"
+        return str(v)
+
+    def __call__(self, v, path):
+        if isinstance(v, (str, int, bool)):
+            sv = self._text(v)
+            for c in self.choices:
+                if self._text(c) == sv:
+                    return c
+        raise ConfigError(path, "unable_to_convert_to_enum_symbol (expected one of: %s)"
+                          % ", ".join(self._text(c) for c in self.choices), v)
+
+
+class OneOf(T):
+    """Union: try each type in turn."""
+
+    def __init__(self, *types):
+        self.types = types
+
+    def __call__(self, v, path):
+        first = None
+        for t in self.types:
+            try:
+                return t(v, path)
+            except ConfigError as e:
+                if first is None or (e.reason == "unknown_fields" and first.reason != "unknown_fields"):
+                    first = e
+        raise first
+
+
+class InfOr(T):
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, v, path):
+        if v == "infinity":
+            return "infinity"
+        return self.inner(v, path)
+
+
+NODE_NAME_RE = re.compile(r"[0-9A-Za-z_\-]+@[0-9A-Za-z_.\-:\[\]]+")
+
+
+def valid_node_name(s):
+    if not isinstance(s, str) or not NODE_NAME_RE.fullmatch(s):
+        return False
+    host = s.split("@", 1)[1]
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    label = r"[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?"
+    return bool(re.fullmatch(r"%s(\.%s)*" % (label, label), host))
+
+
+class NodeName(T):
+    def __call__(self, v, path):
+        if not isinstance(v, str) or not valid_node_name(v):
+            raise ConfigError(path, "bad_node_name (expected name@host, name matching [0-9A-Za-z_-]+)", v)
+        return v
+
+
+class Bind(T):
+    """`ip:port`, `[ipv6]:port`, `:port` or a port number."""
+
+    def __init__(self, allow_zero=False):
+        self.allow_zero = allow_zero
+
+    def __call__(self, v, path):
+        lo = 0 if self.allow_zero else 1
+        if isinstance(v, int) and not isinstance(v, bool):
+            if lo <= v <= 65535:
+                return v
+            raise ConfigError(path, "bad_port_number", v)
+        if isinstance(v, str):
+            if re.fullmatch(r"[0-9]+", v):
+                return self(int(v), path)
+            m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]+)", v) or re.fullmatch(r"([0-9.]*):([0-9]+)", v)
+            if m:
+                ip, port = m.group(1), int(m.group(2))
+                if ip:
+                    try:
+                        ipaddress.ip_address(ip)
+                    except ValueError:
+                        raise ConfigError(path, "bad_ip_address", v)
+                if not lo <= port <= 65535:
+                    raise ConfigError(path, "bad_port_number", v)
+                return v
+        raise ConfigError(path, "bad_ip_port (expected \"ip:port\" or a port number)", v)
+
+
+class ListOf(T):
+    def __init__(self, inner, comma_string=False):
+        self.inner = inner
+        self.comma_string = comma_string
+
+    def __call__(self, v, path):
+        if isinstance(v, str) and self.comma_string:
+            v = [x.strip() for x in v.split(",") if x.strip()] if v.strip() else []
+        if isinstance(v, dict) and all(k.isdigit() for k in v):
+            # EMQX accepts arrays written as indexed objects (e.g. from env: a.1 = x)
+            v = [v[k] for k in sorted(v, key=int)]
+        if not isinstance(v, list):
+            raise ConfigError(path, "not_array", v)
+        return [self.inner(x, "%s.%d" % (path, i + 1)) for i, x in enumerate(v)]
+
+
+class F:
+    """A field: type (a T or an Obj/MapOf) and default."""
+
+    __slots__ = ("type", "default")
+
+    def __init__(self, type_, default=NODEFAULT):
+        self.type = type_
+        self.default = default
+
+
+class Obj(T):
+    def __init__(self, fields, aliases=None):
+        self.fields = fields
+        self.aliases = aliases or {}
+
+    def __call__(self, v, path):
+        if v is None:
+            v = {}
+        if not isinstance(v, dict):
+            raise ConfigError(path, "not_a_struct_value", v)
+        for alias, real in self.aliases.items():
+            if alias in v:
+                val = v.pop(alias)
+                if isinstance(val, dict) and isinstance(v.get(real), dict):
+                    v[real] = hocon.merge(val, v[real])
+                elif real not in v:
+                    v[real] = val
+        unknown = [k for k in v if k not in self.fields]
+        if unknown:
+            raise ConfigError(path, "unknown_fields", unknown=unknown[0])
+        out = {}
+        for name, f in self.fields.items():
+            sub = "%s.%s" % (path, name) if path else name
+            if name in v:
+                out[name] = f.type(v[name], sub)
+            elif f.default is not NODEFAULT:
+                d = f.default
+                out[name] = f.type(_copy(d), sub) if d is not None else None
+            elif isinstance(f.type, Obj):
+                out[name] = f.type({}, sub)
+            elif isinstance(f.type, MapOf):
+                out[name] = {}
+        return out
+
+
+def _copy(v):
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
+class MapOf(T):
+    def __init__(self, inner, key_pattern=r"[A-Za-z0-9_\-]+"):
+        self.inner = inner
+        self.key_re = re.compile(key_pattern)
+
+    def __call__(self, v, path):
+        if not isinstance(v, dict):
+            raise ConfigError(path, "not_a_struct_value", v)
+        out = {}
+        for k, x in v.items():
+            sub = "%s.%s" % (path, k)
+            if not self.key_re.fullmatch(k):
+                raise ConfigError(sub, "bad_name", k)
+            out[k] = self.inner(x, sub)
+        return out
+
+
+class MarkedOr(T):
+    """A listener: the string `marked_for_deletion` or the listener struct."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, v, path):
+        if v == "marked_for_deletion":
+            return "marked_for_deletion"
+        return self.inner(v, path)
+
+
+ANY = Any_()
+STR = Str()
+BOOL = Bool()
+DUR = Duration()
+LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency", "all")
+
+# ---------------------------------------------------------------------------------------------
+# the schema
+
+NODE = Obj({
+    "name": F(NodeName(), "emqx@127.0.0.1"),
+    "cookie": F(Str(allow_empty=False), "emqxsecretcookie"),
+    "data_dir": F(FilePath(allow_empty=False), "data"),
+    "role": F(Enum("core", "replicant"), "core"),
+    "max_ports": F(Int(1024, 134217727), 1048576),
+    "dist_net_ticktime": F(DUR, "2m"),
+    "process_limit": F(Int(1024, 134217727), 2097152),
+    "config_files": F(ListOf(STR, comma_string=True)),
+    "global_gc_interval": F(Duration(allow_disabled=True), "15m"),
+    "crash_dump_file": F(FilePath()),
+    "crash_dump_seconds": F(DUR),
+    "crash_dump_bytes": F(Bytesize()),
+    "dist_buffer_size": F(Int(1)),
+    "max_ets_tables": F(Int(1)),
+    "broker_pool_size": F(Int(1)),
+    "generic_pool_size": F(Int(1)),
+    "channel_cleanup_batch_size": F(Int(1)),
+    "backtrace_depth": F(Int()),
+    "applications": F(ListOf(STR, comma_string=True)),
+    "etc_dir": F(FilePath()),
+    "cluster_call": F(Obj({"retry_interval": F(DUR), "max_history": F(Int(1)),
+                           "cleanup_interval": F(DUR)})),
+    "db_backend": F(Enum("mnesia", "rlog")),
+    "db_role": F(Enum("core", "replicant")),
+    "rpc_module": F(Enum("rpc", "gen_rpc")),
+    "tlog_push_mode": F(Enum("sync", "async")),
+    "default_bootstrap_batch_size": F(Int(1)),
+    "default_shard_transport": F(Enum("gen_rpc", "distr")),
+    "shard_transports": F(ANY),
+    "shard_full_resync_timeout": F(DUR),
+    "broker_shared_dispatch": F(ANY),
+})
+
+CLUSTER = Obj({
+    "name": F(STR, "emqxcl"),
+    "description": F(STR),
+    "discovery_strategy": F(Enum("manual", "static", "singleton", "dns", "etcd", "k8s", "mcast"), "manual"),
+    "core_nodes": F(ListOf(NodeName(), comma_string=True)),
+    "autoclean": F(Duration(allow_infinity=True), "24h"),
+    "autoheal": F(BOOL, True),
+    "proto_dist": F(Enum("inet_tcp", "inet6_tcp", "inet_tls", "inet6_tls"), "inet_tcp"),
+    "quic_lb": F(ANY),
+    "static": F(Obj({"seeds": F(ListOf(NodeName(), comma_string=True), [])})),
+    "dns": F(Obj({"name": F(STR, "localhost"), "record_type": F(Enum("a", "aaaa", "srv"), "a")})),
+    "etcd": F(Obj({
+        "server": F(ListOf(STR, comma_string=True)),
+        "prefix": F(STR, "emqxcl"),
+        "node_ttl": F(DUR, "1m"),
+        "ssl_options": F(ANY),
+        "ssl": F(ANY),
+    })),
+    "k8s": F(Obj({
+        "apiserver": F(STR), "service_name": F(STR), "address_type": F(Enum("ip", "dns", "hostname")),
+        "namespace": F(STR), "suffix": F(STR),
+    })),
+    "mcast": F(ANY),
+})
+
+RPC = Obj({
+    "mode": F(Enum("sync", "async")),
+    "protocol": F(Enum("tcp", "ssl"), "tcp"),
+    "async_batch_size": F(Int(1)),
+    "port_discovery": F(Enum("manual", "stateless"), "stateless"),
+    "server_port": F(Bind(), 5369),
+    "tcp_server_port": F(Bind()),
+    "ssl_server_port": F(Bind()),
+    "tcp_client_num": F(Int(1, 256)),
+    "client_num": F(Int(1, 256)),
+    "connect_timeout": F(DUR),
+    "certfile": F(FilePath()),
+    "keyfile": F(FilePath()),
+    "cacertfile": F(FilePath()),
+    "password": F(STR),
+    "send_timeout": F(DUR),
+    "authentication_timeout": F(DUR),
+    "call_receive_timeout": F(DUR),
+    "socket_keepalive_idle": F(DUR),
+    "socket_keepalive_interval": F(DUR),
+    "socket_keepalive_count": F(Int(0)),
+    "socket_sndbuf": F(Bytesize()),
+    "socket_recbuf": F(Bytesize()),
+    "socket_buffer": F(Bytesize()),
+    "insecure_fallback": F(BOOL),
+    "ciphers": F(ListOf(STR, comma_string=True)),
+    "tls_versions": F(ListOf(STR, comma_string=True)),
+    "listen_address": F(STR),
+    "ipv6_only": F(BOOL),
+})
+
+SSL_OPTIONS = Obj({
+    "cacertfile": F(FilePath()),
+    "cacerts": F(BOOL),
+    "certfile": F(FilePath()),
+    "keyfile": F(FilePath()),
+    "password": F(STR),
+    "verify": F(Enum("verify_peer", "verify_none"), "verify_none"),
+    "fail_if_no_peer_cert": F(BOOL, False),
+    "versions": F(ListOf(Enum("tlsv1.3", "tlsv1.2", "tlsv1.1", "tlsv1"), comma_string=True),
+                  ["tlsv1.3", "tlsv1.2"]),
+    "ciphers": F(ListOf(STR, comma_string=True), []),
+    "depth": F(Int(0), 10),
+    "reuse_sessions": F(BOOL, True),
+    "secure_renegotiate": F(BOOL, True),
+    "honor_cipher_order": F(BOOL, True),
+    "client_renegotiation": F(BOOL, True),
+    "handshake_timeout": F(DUR, "15s"),
+    "dhfile": F(FilePath()),
+    "log_level": F(Enum(*LEVELS)),
+    "hibernate_after": F(DUR),
+    "user_lookup_fun": F(STR),
+    "gc_after_handshake": F(BOOL),
+    "ocsp": F(ANY),
+    "enable_crl_check": F(BOOL),
+    "partial_chain": F(ANY),
+    "verify_peer_ext_key_usage": F(STR),
+    "server_name_indication": F(ANY),
+    "enable": F(BOOL),
+})
+
+TCP_OPTIONS = Obj({
+    "active_n": F(Int(0), 100),
+    "backlog": F(Int(1), 1024),
+    "send_timeout": F(DUR, "15s"),
+    "send_timeout_close": F(BOOL, True),
+    "recbuf": F(Bytesize()),
+    "sndbuf": F(Bytesize()),
+    "buffer": F(Bytesize()),
+    "high_watermark": F(Bytesize(), "1MB"),
+    "nodelay": F(BOOL, True),
+    "reuseaddr": F(BOOL, True),
+    "keepalive": F(STR, "none"),
+})
+
+WEBSOCKET = Obj({
+    "mqtt_path": F(STR, "/mqtt"),
+    "mqtt_piggyback": F(Enum("single", "multiple"), "multiple"),
+    "compress": F(BOOL, False),
+    "idle_timeout": F(Duration(allow_infinity=True), "7200s"),
+    "max_frame_size": F(InfOr(Int(1)), "infinity"),
+    "fail_if_no_subprotocol": F(BOOL, True),
+    "supported_subprotocols": F(ListOf(STR, comma_string=True), ["mqtt", "mqtt-v3", "mqtt-v3.1.1", "mqtt-v5"]),
+    "check_origin_enable": F(BOOL, False),
+    "allow_origin_absence": F(BOOL, True),
+    "check_origins": F(ListOf(STR, comma_string=True), []),
+    "proxy_address_header": F(STR, "x-forwarded-for"),
+    "proxy_port_header": F(STR, "x-forwarded-port"),
+    "deflate_opts": F(ANY),
+    "validate_utf8": F(BOOL, True),
+})
+
+
+def _listener(kind):
+    fields = {
+        "enable": F(BOOL, True),
+        "bind": F(Bind(allow_zero=True)),
+        "acceptors": F(Int(1), 16),
+        "max_connections": F(InfOr(Int(1)), "infinity"),
+        "mountpoint": F(STR, ""),
+        "zone": F(STR, "default"),
+        "limiter": F(ANY),
+        "enable_authn": F(Enum(True, False, "quick_deny_anonymous"), True),
+        "max_conn_rate": F(ANY),
+        "messages_rate": F(ANY),
+        "bytes_rate": F(ANY),
+        "access_rules": F(ListOf(STR, comma_string=True), ["allow all"]),
+        "proxy_protocol": F(BOOL, False),
+        "proxy_protocol_timeout": F(DUR, "3s"),
+        "authentication": F(ANY),
+        "tcp_options": F(TCP_OPTIONS),
+        "id": F(STR),
+    }
+    if kind in ("ssl", "wss"):
+        fields["ssl_options"] = F(SSL_OPTIONS)
+    if kind in ("ws", "wss"):
+        fields["websocket"] = F(WEBSOCKET)
+    return Obj(fields)
+
+
+LISTENERS = Obj({
+    "tcp": F(MapOf(MarkedOr(_listener("tcp")))),
+    "ssl": F(MapOf(MarkedOr(_listener("ssl")))),
+    "ws": F(MapOf(MarkedOr(_listener("ws")))),
+    "wss": F(MapOf(MarkedOr(_listener("wss")))),
+    "quic": F(ANY),
+})
+
+DASHBOARD_HTTP = {
+    "enable": F(BOOL, True),
+    "bind": F(Bind(allow_zero=True), 18083),
+    "num_acceptors": F(Int(1)),
+    "max_connections": F(Int(1)),
+    "backlog": F(Int(1)),
+    "send_timeout": F(DUR),
+    "inet6": F(BOOL),
+    "ipv6_v6only": F(BOOL),
+    "proxy_header": F(BOOL),
+}
+DASHBOARD_HTTPS = dict(DASHBOARD_HTTP, bind=F(Bind(allow_zero=True), 0), enable=F(BOOL, False),
+                       ssl_options=F(SSL_OPTIONS))
+
+DASHBOARD = Obj({
+    "listeners": F(Obj({"http": F(Obj(DASHBOARD_HTTP)), "https": F(Obj(DASHBOARD_HTTPS))})),
+    "default_username": F(Str(allow_empty=False), "admin"),
+    "default_password": F(STR, "public"),
+    "sample_interval": F(DUR, "10s"),
+    "token_expired_time": F(DUR, "60m"),
+    "cors": F(BOOL, False),
+    "i18n_lang": F(Enum("en", "zh")),
+    "swagger_support": F(BOOL, True),
+    "password_expired_time": F(DUR),
+    "unsuccessful_login_max_attempts": F(Int(1)),
+    "unsuccessful_login_lock_duration": F(DUR),
+    "unsuccessful_login_interval": F(DUR),
+    "sso": F(ANY),
+    "monitor": F(ANY),
+    "bootstrap_users_file": F(FilePath()),
+})
+
+API_KEY = Obj({"bootstrap_file": F(FilePath(), ""), "enable": F(BOOL)})
+
+LICENSE = Obj({
+    "key": F(STR, "default"),
+    "connection_low_watermark": F(Percent()),
+    "connection_high_watermark": F(Percent()),
+    "dynamic_max_connections": F(Int(0)),
+})
+
+_LOG_COMMON = {
+    "enable": F(BOOL),
+    "level": F(Enum(*LEVELS), "warning"),
+    "formatter": F(Enum("text", "json"), "text"),
+    "time_offset": F(STR, "system"),
+    "single_line": F(BOOL, True),
+    "chars_limit": F(ANY),
+    "max_depth": F(InfOr(Int(1))),
+    "timestamp_format": F(Enum("auto", "epoch", "rfc3339")),
+    "payload_encode": F(Enum("hex", "text", "hidden")),
+    "sync_mode_qlen": F(Int(0)),
+    "drop_mode_qlen": F(Int(0)),
+    "flush_qlen": F(Int(0)),
+    "overload_kill": F(ANY),
+    "burst_limit": F(ANY),
+    "supervisor_reports": F(Enum("error", "progress")),
+    "with_mfa": F(BOOL),
+}
+LOG_CONSOLE = Obj(dict(_LOG_COMMON, enable=F(BOOL, False)))
+LOG_FILE_HANDLER = Obj(dict(
+    _LOG_COMMON, enable=F(BOOL, True),
+    path=F(FilePath(), "${EMQX_LOG_DIR}/emqx.log"),
+    rotation_count=F(Int(1, 128), 10),
+    rotation_size=F(Bytesize(allow_infinity=True), "50MB"),
+    rotation=F(ANY),
+    max_size=F(Bytesize(allow_infinity=True)),
+))
+
+LOG = Obj({
+    "console": F(LOG_CONSOLE),
+    "file": F(OneOf(LOG_FILE_HANDLER, MapOf(LOG_FILE_HANDLER)), {}),
+    "file_handlers": F(MapOf(LOG_FILE_HANDLER)),
+    "throttling": F(ANY),
+    "audit": F(ANY),
+}, aliases={"console_handler": "console"})
+
+MQTT = Obj({
+    "idle_timeout": F(Duration(allow_infinity=True), "15s"),
+    "max_packet_size": F(Bytesize(), "1MB"),
+    "max_clientid_len": F(Int(23, 65535), 65535),
+    "max_topic_levels": F(Int(1, 65535), 128),
+    "max_qos_allowed": F(Enum(0, 1, 2), 2),
+    "max_topic_alias": F(Int(0, 65535), 65535),
+    "retain_available": F(BOOL, True),
+    "wildcard_subscription": F(BOOL, True),
+    "shared_subscription": F(BOOL, True),
+    "shared_subscription_strategy": F(Enum("random", "round_robin", "round_robin_per_group", "sticky",
+                                           "local", "hash_topic", "hash_clientid"), "round_robin"),
+    "shared_subscription_initial_sticky_pick": F(ANY),
+    "exclusive_subscription": F(BOOL, False),
+    "ignore_loop_deliver": F(BOOL, False),
+    "strict_mode": F(BOOL, False),
+    "response_information": F(STR, ""),
+    "server_keepalive": F(OneOf(Enum("disabled"), Int(1, 65535)), "disabled"),
+    "keepalive_multiplier": F(Num(), 1.5),
+    "keepalive_check_interval": F(DUR, "30s"),
+    "keepalive_backoff": F(Num()),
+    "retry_interval": F(Duration(allow_infinity=True), "30s"),
+    "use_username_as_clientid": F(BOOL, False),
+    "peer_cert_as_username": F(Enum("disabled", "cn", "dn", "crt", "pem", "md5"), "disabled"),
+    "peer_cert_as_clientid": F(Enum("disabled", "cn", "dn", "crt", "pem", "md5"), "disabled"),
+    "client_attrs_init": F(ANY),
+    "clientid_override": F(ANY),
+    "session_expiry_interval": F(DUR, "2h"),
+    "message_expiry_interval": F(Duration(allow_infinity=True), "infinity"),
+    "max_awaiting_rel": F(InfOr(Int(0)), 100),
+    "await_rel_timeout": F(DUR, "300s"),
+    "max_mqueue_len": F(InfOr(Int(0)), 1000),
+    "mqueue_priorities": F(ANY, "disabled"),
+    "mqueue_default_priority": F(Enum("highest", "lowest"), "lowest"),
+    "mqueue_store_qos0": F(BOOL, True),
+    "max_inflight": F(Int(1, 65535), 32),
+    "max_subscriptions": F(InfOr(Int(1)), "infinity"),
+    "upgrade_qos": F(BOOL, False),
+    "max_awaiting_rel_timeout": F(DUR),
+    "limiter": F(ANY),
+})
+
+AUTHORIZATION = Obj({
+    "no_match": F(Enum("allow", "deny"), "allow"),
+    "deny_action": F(Enum("ignore", "disconnect"), "ignore"),
+    "cache": F(Obj({"enable": F(BOOL, True), "max_size": F(Int(1), 32), "ttl": F(DUR, "1m"),
+                    "excludes": F(ListOf(STR, comma_string=True))})),
+    "sources": F(ListOf(ANY), []),
+})
+
+FORCE_SHUTDOWN = Obj({
+    "enable": F(BOOL, True),
+    "max_mailbox_size": F(Int(0), 1000),
+    "max_heap_size": F(Bytesize(), "32MB"),
+    "max_message_queue_len": F(Int(0)),
+})
+
+SYSMON = Obj({"vm": F(ANY), "os": F(ANY), "top": F(ANY)})
+
+ROOTS = {
+    "node": F(NODE),
+    "cluster": F(CLUSTER),
+    "rpc": F(RPC),
+    "listeners": F(LISTENERS),
+    "dashboard": F(DASHBOARD),
+    "api_key": F(API_KEY),
+    "license": F(LICENSE),
+    "log": F(LOG),
+    "mqtt": F(MQTT),
+    "authentication": F(OneOf(ListOf(ANY), ANY), []),
+    "authorization": F(AUTHORIZATION),
+    "force_shutdown": F(FORCE_SHUTDOWN),
+    "sysmon": F(SYSMON),
+}
+
+# roots EMQX 5.8 knows that the stand-in accepts without checking their contents
+LOOSE_ROOTS = (
+    "zones", "flapping_detect", "force_gc", "alarm", "sys_topics", "durable_sessions",
+    "session_persistence", "durable_storage", "retainer", "prometheus", "opentelemetry", "gateway",
+    "bridges", "connectors", "actions", "sources", "rule_engine", "exhook", "plugins",
+    "psk_authentication", "slow_subs", "topic_metrics", "delayed", "auto_subscribe", "rewrite",
+    "telemetry", "conn_congestion", "stats", "broker", "overload_protection", "limiter", "crl_cache",
+    "file_transfer", "schema_registry", "schema_validation", "message_transformation", "olp",
+    "banned", "mqtt_sn", "cluster_link", "resource", "ocsp",
+)
+for _r in LOOSE_ROOTS:
+    ROOTS[_r] = F(ANY)
+
+SCHEMA = Obj(ROOTS)
+
+
+# built-in defaults that are not simple field defaults (EMQX's listener defaults)
+def builtin_defaults():
+    certs = "${EMQX_ETC_DIR}/certs"
+    ssl = {"cacertfile": certs + "/cacert.pem", "certfile": certs + "/cert.pem", "keyfile": certs + "/key.pem"}
+    return {
+        "listeners": {
+            "tcp": {"default": {"bind": "0.0.0.0:1883", "max_connections": "infinity"}},
+            "ssl": {"default": {"bind": "0.0.0.0:8883", "max_connections": "infinity",
+                                "ssl_options": dict(ssl)}},
+            "ws": {"default": {"bind": "0.0.0.0:8083", "max_connections": "infinity",
+                               "websocket": {"mqtt_path": "/mqtt"}}},
+            "wss": {"default": {"bind": "0.0.0.0:8084", "max_connections": "infinity",
+                                "ssl_options": dict(ssl), "websocket": {"mqtt_path": "/mqtt"}}},
+        },
+    }
+
+
+def check(raw):
+    """Validate a merged raw config dict; return the typed config with defaults filled in."""
+    return SCHEMA(raw, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+def env_overrides(environ):
+    """EMQX_<PATH> variables as (path list, raw text), for roots the schema knows."""
+    out = []
+    for name in sorted(environ):
+        if not name.startswith("EMQX_"):
+            continue
+        path = name[5:].lower().split("__")
+        if not path or path[0] not in ROOTS or any(p == "" for p in path):
+            continue
+        out.append((path, environ[name]))
+    return out
+
+
+def _env_value(text):
+    try:
+        return hocon.parse_value(text, env={})
+    except hocon.HoconError:
+        return text
+
+
+def _set(obj, path, value):
+    cur = obj
+    for p in path[:-1]:
+        if not isinstance(cur.get(p), dict):
+            cur[p] = {}
+        cur = cur[p]
+    old = cur.get(path[-1])
+    if isinstance(old, dict) and isinstance(value, dict):
+        cur[path[-1]] = hocon.merge(old, value)
+    else:
+        cur[path[-1]] = value
+
+
+def _parse_file(path):
+    try:
+        return hocon.parse_file(path)
+    except hocon.HoconError as e:
+        raise ConfigError("", "syntax_error", e.message, line=e.line, filename=path)
+    except UnicodeDecodeError as e:
+        raise ConfigError("", "syntax_error", "not UTF-8: %s" % e, line=0, filename=path)
+
+
+def load_raw(etc_dir, environ=None, data_dir=None):
+    """Merge the config sources in EMQX's order and return the raw (unchecked) dict."""
+    environ = os.environ if environ is None else environ
+    raw = builtin_defaults()
+    base = os.path.join(etc_dir, "base.hocon")
+    if os.path.exists(base):
+        raw = hocon.merge(raw, _parse_file(base))
+    conf_path = os.path.join(etc_dir, "emqx.conf")
+    conf = _parse_file(conf_path) if os.path.exists(conf_path) else {}
+    envs = env_overrides(environ)
+    # node.data_dir decides where cluster.hocon lives: look at emqx.conf and env first
+    if data_dir is None:
+        probe = hocon.merge(raw, conf)
+        for path, text in envs:
+            _set(probe, path, _env_value(text))
+        dd = probe.get("node", {}).get("data_dir") if isinstance(probe.get("node"), dict) else None
+        data_dir = interpolate_env(str(dd)) if dd else "data"
+    cluster_hocon = os.path.join(data_dir, "configs", "cluster.hocon")
+    if os.path.exists(cluster_hocon):
+        raw = hocon.merge(raw, _parse_file(cluster_hocon))
+    raw = hocon.merge(raw, conf)
+    for path, text in envs:
+        _set(raw, path, _env_value(text))
+    return raw
+
+
+def load_config(etc_dir, environ=None):
+    raw = load_raw(etc_dir, environ)
+    return check(raw)
+
+
+def seconds_view(t, v):
+    """Copy of a checked config value with durations as seconds (float), for the broker core."""
+    if isinstance(t, F):
+        t = t.type
+    if isinstance(t, Duration):
+        return v / 1000.0 if isinstance(v, int) and not isinstance(v, bool) else v
+    if isinstance(t, Obj) and isinstance(v, dict):
+        return {k: seconds_view(t.fields[k].type, x) if k in t.fields else x for k, x in v.items()}
+    if isinstance(t, MapOf) and isinstance(v, dict):
+        return {k: seconds_view(t.inner, x) for k, x in v.items()}
+    if isinstance(t, (MarkedOr, InfOr)):
+        return seconds_view(t.inner, v)
+    return v

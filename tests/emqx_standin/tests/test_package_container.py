@@ -1,0 +1,147 @@
+"""The built .deb installs in a Debian 12 systemd container, is enabled like the real package,
+starts with systemctl and answers `emqx ctl status`; an upgrade 5.8.8 -> 5.8.9 works.
+
+Skips only when Docker is unavailable and IOTHUB_REQUIRE_DOCKER is unset.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import standin
+
+IMAGE = os.environ.get("IOTHUB_IMAGE_DEBIAN12", "iothub-emq/debian-systemd:12")
+BUILD = os.path.join(standin.STANDIN_DIR, "build_deb.sh")
+
+
+def docker_ok():
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def docker():
+    if not docker_ok():
+        if os.environ.get("IOTHUB_REQUIRE_DOCKER"):
+            pytest.fail("Docker is required (IOTHUB_REQUIRE_DOCKER is set) but `docker info` fails")
+        pytest.skip("Docker is not available")
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
+        pytest.fail("image %s is missing: build it with `make host` (scripts/container-host.sh images)" % IMAGE)
+
+
+def sh(args, timeout=120, check=True):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s\n%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+class Container:
+    def __init__(self, name):
+        self.name = name
+
+    def exec(self, cmd, timeout=120, check=True):
+        return sh(["docker", "exec", self.name, "bash", "-c", cmd], timeout=timeout, check=check)
+
+    def wait(self, cmd, expect_rc=0, timeout=60, what=""):
+        deadline = time.monotonic() + timeout
+        p = None
+        while time.monotonic() < deadline:
+            p = self.exec(cmd, check=False)
+            if p.returncode == expect_rc:
+                return p
+            time.sleep(0.5)
+        raise AssertionError("timeout: %s: %s\n%s%s" % (what, cmd, p.stdout if p else "", p.stderr if p else ""))
+
+
+@pytest.fixture
+def container(docker):
+    name = "emqx-standin-test-%s" % uuid.uuid4().hex[:8]
+    sh(["docker", "run", "-d", "--name", name, "--cgroupns=host", "--cap-add", "SYS_ADMIN", "--cap-add",
+        "NET_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+        IMAGE, "/lib/systemd/systemd"])
+    c = Container(name)
+    try:
+        c.wait("s=$(systemctl is-system-running); [ \"$s\" = running ] || [ \"$s\" = degraded ]",
+               what="systemd up")
+        yield c
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+
+
+def build(tmp_path, version):
+    out = sh([BUILD, "--version", version, "--output", str(tmp_path)]).stdout.strip().splitlines()[-1]
+    assert os.path.basename(out) == "emqx_%s_all.deb" % version
+    return out
+
+
+def test_package_installs_and_runs_under_systemd(container, tmp_path):
+    c = container
+    deb = build(tmp_path, "5.8.9")
+    sh(["docker", "cp", deb, "%s:/root/" % c.name])
+    c.exec("cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./emqx_5.8.9_all.deb", timeout=300)
+
+    # files, user and unit as the real package has them
+    c.exec("test -f /etc/emqx/emqx.conf && test -f /etc/emqx/vm.args && test -d /var/lib/emqx "
+           "&& test -d /var/log/emqx && test -x /usr/bin/emqx && test -x /usr/bin/emqx_ctl "
+           "&& test -d /usr/lib/emqx && test -f /lib/systemd/system/emqx.service")
+    assert "/etc/emqx/emqx.conf" in c.exec("cat /var/lib/dpkg/info/emqx.conffiles").stdout
+    assert c.exec("getent passwd emqx | cut -d: -f6,7").stdout.strip() == "/var/lib/emqx:/bin/bash"
+    assert c.exec("stat -c %U:%G /var/lib/emqx /var/log/emqx").stdout.split() == ["emqx:emqx", "emqx:emqx"]
+    props = c.exec("systemctl show emqx -p User -p Group -p Type -p LimitNOFILE -p Restart -p RestartUSec "
+                   "-p TimeoutStopUSec -p ExecStart").stdout
+    for want in ("User=emqx", "Group=emqx", "Type=simple", "LimitNOFILE=1048576", "Restart=on-failure",
+                 "RestartUSec=2min", "TimeoutStopUSec=2min", "path=/bin/bash ; argv[]=/bin/bash /usr/bin/emqx "
+                 "foreground"):
+        assert want in props, props
+    # enabled on install, like EMQX's postinst (which does not start it)
+    assert c.exec("systemctl is-enabled emqx").stdout.strip() == "enabled"
+
+    c.exec("systemctl start emqx")
+    c.wait("emqx ping", what="node answers ping")
+    assert c.exec("systemctl is-active emqx").stdout.strip() == "active"
+    p = c.exec("emqx ctl status")
+    assert p.stdout == "Node 'emqx@127.0.0.1' 5.8.9 is started\n"
+    assert c.exec("emqx_ctl status").stdout == p.stdout
+    assert c.exec("emqx ctl cluster status").stdout == \
+        "Cluster status: #{running_nodes => ['emqx@127.0.0.1'],stopped_nodes => []}\n"
+    assert c.exec("ps -o user= -p $(systemctl show -p MainPID --value emqx)").stdout.strip() == "emqx"
+    status = c.exec("python3 -c \"import urllib.request as u; r=u.urlopen('http://127.0.0.1:18083/status'); "
+                    "print(r.status); print(r.read().decode())\"").stdout
+    assert status == "200\nNode emqx@127.0.0.1 is started\nemqx is running\n"
+    assert "Default (insecure) Erlang cookie is in use." in c.exec("journalctl -u emqx --no-pager").stdout
+
+    c.exec("systemctl stop emqx")
+    assert c.exec("systemctl is-active emqx", check=False).stdout.strip() == "inactive"
+    p = c.exec("emqx ctl status", check=False)
+    assert (p.returncode, p.stderr) == (1, "Node 'emqx@127.0.0.1' not responding to pings.\n")
+
+
+def test_upgrade_keeps_config_and_data(container, tmp_path):
+    c = container
+    old, new = build(tmp_path, "5.8.8"), build(tmp_path, "5.8.9")
+    for deb in (old, new):
+        sh(["docker", "cp", deb, "%s:/root/" % c.name])
+    c.exec("cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./emqx_5.8.8_all.deb", timeout=300)
+    c.exec("sed -i 's/emqxsecretcookie/upgradecookie1/' /etc/emqx/emqx.conf && systemctl start emqx")
+    c.wait("emqx ping", what="5.8.8 up")
+    assert c.exec("emqx ctl status").stdout == "Node 'emqx@127.0.0.1' 5.8.8 is started\n"
+    assert c.exec("emqx ctl admins passwd admin upgrade-Pass1").stdout == "ok\n"
+    c.exec("cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./emqx_5.8.9_all.deb", timeout=300)
+    c.exec("systemctl restart emqx")
+    c.wait("emqx ctl status | grep -q 5.8.9", what="5.8.9 up")
+    assert "upgradecookie1" in c.exec("cat /etc/emqx/emqx.conf").stdout
+    out = c.exec("python3 -c \"import json, urllib.request as u; r=u.urlopen(u.Request("
+                 "'http://127.0.0.1:18083/api/v5/login', data=json.dumps({'username':'admin',"
+                 "'password':'upgrade-Pass1'}).encode(), headers={'content-type':'application/json'})); "
+                 "print(r.status)\"").stdout
+    assert out.strip() == "200"

@@ -74,7 +74,7 @@ units: venv
 	@if [ -d tests/unit ]; then scripts/ansible-test.sh units; else echo "no unit tests yet (tests/unit)"; fi
 
 pytest: venv host standin
-	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider $(wildcard tests/emqx_standin/tests tests/preflight)
+	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider $(wildcard tests/emqx_standin/tests tests/preflight tests/roles)
 
 build: venv
 	@rm -rf build && mkdir -p build

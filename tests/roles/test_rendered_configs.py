@@ -46,9 +46,10 @@ def _render(tmp_path, variant):
     # Role defaults are the weakest variables, below inventory host vars: give them that place here.
     with open(os.path.join(ROOT, "roles", "emq_node", "defaults", "main.yml"), encoding="utf-8") as fh:
         defaults = yaml.safe_load(fh)
-    inventory.write_text(yaml.safe_dump({"all": {"vars": dict(defaults, ansible_python_interpreter=sys.executable),
-                                                 "children": {"emq_nodes": {"hosts": {
-        "node%d" % i: {"emq_node_cluster_address": "10.9.0.%d" % i} for i in (1, 2, 3)}}}}}))
+    hosts = dict(("node%d" % i, {"emq_node_cluster_address": "10.9.0.%d" % i}) for i in (1, 2, 3))
+    inventory.write_text(yaml.safe_dump({"all": {
+        "vars": dict(defaults, ansible_python_interpreter=sys.executable),
+        "children": {"emq_nodes": {"hosts": hosts}}}}))
     variant_file = tmp_path / "variant.yml"
     variant_file.write_text(yaml.safe_dump(dict(SECRETS, **variant)))
     out = tmp_path / "out"

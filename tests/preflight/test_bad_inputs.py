@@ -1,0 +1,441 @@
+# Copyright (c) iothub.emq contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bad inputs stop emq_node and emq_cluster before any host changes, with a message that says what to fix.
+
+Each case runs the real role (the whole role, not only its preflight) with ``ansible-playbook`` against
+inventory hosts that are all ``ansible_connection=local``, in a fresh temporary directory, and changes
+exactly one input of a valid base set. The operating system facts come from the test (no fact
+gathering), so the run does not depend on the machine running it.
+
+"Before any host changes" is shown three ways:
+
+* every task that ran is the role's argument validation or a task of its preflight
+  (``Validate the emq_node inputs`` / ``Validate the emq_cluster inputs``), and the failing task is
+  the check the case is about;
+* the PLAY RECAP lists every host with ``changed=0``;
+* the hosts' Python is a guard that runs only ``slurp`` (the preflight reads
+  ``/proc/sys/fs/nr_open``) and refuses and records any other module: were a bad input to get past
+  the checks, the install or configure tasks could not touch this machine, and the test would see it.
+
+The positive controls run the same harness with the valid base inputs (``--tags`` stops after the
+preflight) and pass, so each failure comes from the one bad value, not from the harness.
+
+Run: ``.venv/bin/python -m pytest -p no:cacheprovider tests/preflight -q`` (``-rP`` prints each case's message).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROLES = ROOT / "roles"
+
+
+def _ansible_playbook() -> Path:
+    for candidate in (ROOT / ".venv" / "bin" / "ansible-playbook", Path(sys.executable).parent / "ansible-playbook"):
+        if candidate.is_file():
+            return candidate
+    pytest.fail("ansible-playbook not found: run `make venv` first")
+
+
+# Secrets of the valid base inputs. Random per test session: none of them may ever appear in the output.
+COOKIE = "ck-" + uuid.uuid4().hex
+DASHBOARD_PASSWORD = "pw-" + uuid.uuid4().hex[:20]
+API_SECRET = "as-" + uuid.uuid4().hex
+SECRETS = (COOKIE, DASHBOARD_PASSWORD, API_SECRET)
+
+DEBIAN_12 = {"distribution": "Debian", "major_version": "12", "version": "12.7", "os_family": "Debian"}
+HOSTS = {"n1": "10.0.0.1", "n2": "10.0.0.2"}
+REMOVE = object()  # an override value that deletes the variable from the base inputs
+
+
+def base_vars() -> dict[str, Any]:
+    """Valid inputs under which every preflight check runs and passes (see the controls).
+
+    The install source stays the default (repository): the package-file cases and a control switch to
+    package_inputs(), which adds a controller-side stat to the run.
+    """
+    return {
+        "preflight_test_os": dict(DEBIAN_12),
+        "emq_node_cookie": COOKIE,
+        "emq_node_dashboard_password": DASHBOARD_PASSWORD,
+        "emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "viewer"}],
+        "emq_node_firewall_enabled": True,
+        "emq_node_firewall_admin_networks": ["10.0.0.0/8"],
+        "emq_node_firewall_client_networks": ["192.168.0.0/16", "2001:db8::/32"],
+        # Do not apply sysctls, so the preflight reads this host's fs.nr_open (through the guard)
+        # and checks the open-file limit against it: 1000 connections need 1048576, the kernel default.
+        "emq_node_sysctl_apply": False,
+        "emq_node_target_connections": 1000,
+    }
+
+
+def package_inputs(tmp: Path) -> dict[str, Any]:
+    """install_source=package with a real (small) .deb file on the controller."""
+    package = tmp / "emqx-5.8.9-debian12-amd64.deb"
+    package.write_bytes(b"!<arch>\n")
+    return {"emq_node_install_source": "package", "emq_node_package_file": str(package)}
+
+
+# ---- the role's own task names -----------------------------------------------------------------
+def _task_names(tasks: list[dict[str, Any]]) -> list[str]:
+    names = []
+    for task in tasks or []:
+        if "name" in task:
+            names.append(task["name"])
+        for key in ("block", "rescue", "always"):
+            names.extend(_task_names(task.get(key, [])))
+    return names
+
+
+def _argspec_task(role: str) -> str:
+    spec = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())
+    return "Validating arguments against arg spec 'main' - " + spec["argument_specs"]["main"]["short_description"]
+
+
+PREFLIGHT_BLOCK = {"emq_node": "Validate the emq_node inputs", "emq_cluster": "Validate the emq_cluster inputs"}
+
+
+def _preflight_checks(role: str) -> set[str]:
+    """Names of the tasks inside the role's validation block."""
+    blocks = [t for t in yaml.safe_load((ROLES / role / "tasks" / "preflight.yml").read_text()) if t.get("name") == PREFLIGHT_BLOCK[role]]
+    assert blocks, f"{role}/tasks/preflight.yml has no block named {PREFLIGHT_BLOCK[role]!r}"
+    return set(_task_names(blocks[0]["block"]))
+
+
+def _later_tasks(role: str) -> set[str]:
+    """Names of every task of the role outside its preflight (install, configure, join, ...)."""
+    names: set[str] = set()
+    for path in (ROLES / role / "tasks").glob("*.yml"):
+        if path.name not in ("preflight.yml", "main.yml"):
+            names.update(_task_names(yaml.safe_load(path.read_text())))
+    return names
+
+
+# ---- running a case ----------------------------------------------------------------------------
+GUARD = """\
+#!/bin/sh
+# Python for the test hosts. The preflight may read the host (slurp); any other module could
+# change it, so it is refused and recorded instead of run.
+case "$(basename -- "${{1:-}}")" in
+  AnsiballZ_slurp.py) echo "ran slurp" >> '{log}'; exec '{python}' "$@" ;;
+esac
+echo "refused ${{1:-a module on stdin}}" >> '{log}'
+echo '{{"failed": true, "msg": "preflight test guard: this host runs no module that could change it"}}'
+exit 1
+"""
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    modules: list[str]
+    cmd: list[str]
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task headers in the order they ran, e.g. 'iothub.emq.emq_node : Check the cookie'."""
+        return re.findall(r"^TASK \[(.*)\] \**$", self.output, re.M)
+
+    @property
+    def failed(self) -> set[tuple[str, str]]:
+        """(host, task) of every failure."""
+        out, task = set(), None
+        for line in self.output.splitlines():
+            header = re.match(r"^TASK \[(.*)\] \**$", line)
+            if header:
+                task = header.group(1)
+            failure = re.match(r"^(?:fatal|failed): \[([^\]]+)\]", line)
+            if failure:
+                out.add((failure.group(1), task))
+        return out
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        tail = self.output.split("PLAY RECAP", 1)[1] if "PLAY RECAP" in self.output else ""
+        return {
+            host: dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", counts))
+            for host, counts in re.findall(r"^(\S+)\s+:\s+(.*)$", tail, re.M)
+        }
+
+    @property
+    def messages(self) -> list[str]:
+        """The error messages Ansible printed ('[ERROR]: Task failed: Action failed: ...' up to 'Origin:')."""
+        found = re.findall(r"^\[ERROR\]: Task failed: (?:Action failed: )?(.*?)(?=^Origin:|\Z)", self.output, re.M | re.S)
+        return [" ".join(m.split()) for m in found]
+
+    def explain(self) -> str:
+        return "\n$ " + " ".join(self.cmd) + f"\nrc={self.rc}\nmodules: {self.modules}\n" + self.output[-8000:]
+
+
+def _harness(tmp: Path, group_vars: dict[str, Any], host_vars: dict[str, dict[str, Any]]) -> tuple[Path, dict[str, str]]:
+    """Write the guard, an inventory of local hosts and an ansible.cfg into tmp; return the inventory and the environment."""
+    log = tmp / "modules.log"
+    guard = tmp / "host-python"
+    guard.write_text(GUARD.format(log=log, python=sys.executable))
+    guard.chmod(0o755)
+    hosts = {}
+    for name, extra in host_vars.items():
+        hosts[name] = {"ansible_connection": "local", "ansible_python_interpreter": str(guard), **extra}
+    inventory = tmp / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"emq_nodes": {"hosts": hosts, "vars": group_vars}}}}, sort_keys=False))
+    config = tmp / "ansible.cfg"
+    config.write_text("[defaults]\nretry_files_enabled = false\nstdout_callback = ansible.builtin.default\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_CONFIG=str(config),
+        ANSIBLE_HOME=str(tmp / "ansible-home"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+        ANSIBLE_ROLES_PATH=str(ROLES),
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(tmp / "local-tmp"),
+        ANSIBLE_REMOTE_TEMP=str(tmp / "remote-tmp"),
+        ANSIBLE_CACHE_PLUGIN="memory",
+        ANSIBLE_PIPELINING="false",  # the guard sees the module's file name
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return inventory, env
+
+
+def run_playbook(tmp: Path, playbook: Path, group_vars: dict[str, Any], host_vars: dict[str, dict[str, Any]], tags: str = "") -> Run:
+    inventory, env = _harness(tmp, group_vars, host_vars)
+    cmd = [str(_ansible_playbook()), "-i", str(inventory), str(playbook)]
+    if tags:
+        cmd += ["--tags", tags]
+    proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, check=False)
+    log = tmp / "modules.log"
+    modules = log.read_text().splitlines() if log.exists() else []
+    return Run(proc.returncode, proc.stdout, modules, cmd)
+
+
+def run_role(tmp: Path, role: str, group_vars: dict[str, Any], host_vars: dict[str, dict[str, Any]], tags: str = "") -> Run:
+    """Run tests/preflight/<role>.yml (the whole role) against local hosts with these inputs."""
+    return run_playbook(tmp, HERE / f"{role}.yml", group_vars, host_vars, tags)
+
+
+# ---- the cases ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    id: str
+    check: str  # the task that must fail ("argspec" for the role's argument validation)
+    expect: tuple[str, ...]  # text the message must contain: the variable and the fix
+    group_vars: dict[str, Any] = field(default_factory=dict)  # overrides of base_vars; REMOVE deletes
+    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-host additions
+    role: str = "emq_node"
+    secrets: tuple[str, ...] = ()  # bad values that are secret too and must not be printed
+    not_expect: tuple[str, ...] = ()  # text that would blame a variable that is fine
+    failing_hosts: tuple[str, ...] = ()  # hosts the check fails on; default every host
+    argspec_fails_on: tuple[str, ...] = ()  # hosts that fail the argument validation before the check
+
+
+def _missing_package(tmp: Path) -> str:
+    return str(tmp / "files" / "emqx-5.8.9-debian12-amd64.deb")
+
+
+def _not_a_package(tmp: Path) -> str:
+    path = tmp / "emqx-5.8.9.tar.gz"
+    path.write_bytes(b"\x1f\x8b")
+    return str(path)
+
+
+SHORT_COOKIE = "sh0rtC00k1e"
+SPACED_COOKIE = "a cookie with spaces " + uuid.uuid4().hex[:8]
+
+CASES = [
+    Case("cookie-missing", "argspec", ("missing required arguments: emq_node_cookie",), {"emq_node_cookie": REMOVE}),
+    # n1 fails the argument validation and leaves the play; n2 (valid) must not go on alone.
+    Case("cookie-missing-on-one-host", "Check no host of the play failed before these checks",
+         ("missing required arguments: emq_node_cookie", "n1 failed before emq_node's checks", "--limit"),
+         {"emq_node_cookie": REMOVE}, host_vars={"n2": {"emq_node_cookie": COOKIE}}, failing_hosts=("n2",), argspec_fails_on=("n1",)),
+    Case("cookie-default", "Check the cookie", ("emq_node_cookie", "emqxsecretcookie", "openssl rand -hex 24", "ansible-vault"),
+         {"emq_node_cookie": "emqxsecretcookie"}),
+    Case("cookie-short", "Check the cookie", ("emq_node_cookie", "at least 16", "openssl rand -hex 24"),
+         {"emq_node_cookie": SHORT_COOKIE}, secrets=(SHORT_COOKIE,)),
+    Case("cookie-spaces", "Check the cookie", ("emq_node_cookie", "without spaces"), {"emq_node_cookie": SPACED_COOKIE}, secrets=(SPACED_COOKIE,)),
+    Case("dashboard-password-public", "Check the dashboard password", ("emq_node_dashboard_password", '"public"', "ansible-vault"),
+         {"emq_node_dashboard_password": "public"}),
+    Case("dashboard-password-missing", "argspec", ("missing required arguments: emq_node_dashboard_password",),
+         {"emq_node_dashboard_password": REMOVE}),
+    Case("node-name-double-at", "Check the node name", ("emq_node_name", "emqx@@x", "emqx@<address or FQDN>"), host_vars={"n1": {"emq_node_name": "emqx@@x"}},
+         failing_hosts=("n1",)),
+    Case("node-name-space", "Check the node name", ("emq_node_name", "emqx 1@h", "emqx@<address or FQDN>"), host_vars={"n1": {"emq_node_name": "emqx 1@h"}},
+         failing_hosts=("n1",)),
+    Case("node-name-numbered", "Check the node name", ("emqx1@h", "4370+N", "emq_node_allow_numbered_name: true"),
+         host_vars={"n1": {"emq_node_name": "emqx1@h"}}, failing_hosts=("n1",)),
+    Case("node-names-duplicate", "Check every node of the group has its own name", ("emqx@10.0.0.1", "emq_node_cluster_address"),
+         host_vars={"n2": {"emq_node_cluster_address": "10.0.0.1"}}, failing_hosts=("n1",)),
+    Case("install-source-unknown", "argspec", ("emq_node_install_source", "repository, url, package", "ftp"), {"emq_node_install_source": "ftp"}),
+    Case("package-file-missing", "Check the package file exists", ("emq_node_package_file", "files/emqx-5.8.9-debian12-amd64.deb", "not a .deb or .rpm file"),
+         {"emq_node_install_source": "package", "emq_node_package_file": _missing_package}),
+    Case("package-file-not-a-package", "Check the package file exists", ("emq_node_package_file", "emqx-5.8.9.tar.gz", "not a .deb or .rpm file"),
+         {"emq_node_install_source": "package", "emq_node_package_file": _not_a_package}),
+    Case("package-file-empty", "Check the install source", ("emq_node_package_file", "install_source=package", ".deb/.rpm on the controller"),
+         {"emq_node_install_source": "package"}, not_expect=("emq_node_version must", "emq_node_package_url")),
+    Case("package-url-not-http", "Check the install source", ("emq_node_package_url", "http(s) address"),
+         {"emq_node_install_source": "url", "emq_node_package_url": "ftp://mirror.example/emqx.deb"},
+         not_expect=("emq_node_version must", "emq_node_install_source must", "emq_node_package_file")),
+    Case("version-not-emqx5", "Check the install source", ("emq_node_version", "like 5.8.9", "4.4.19"), {"emq_node_version": "4.4.19"},
+         not_expect=("emq_node_package_url", "emq_node_install_source must")),
+    Case("firewall-cidr-bad", "Check the firewall networks", ("emq_node_firewall_admin_networks has 10.0.0.0/33", "CIDRs like 10.0.0.0/8"),
+         {"emq_node_firewall_admin_networks": ["10.0.0.0/8", "10.0.0.0/33"]}, not_expect=("emq_node_firewall_client_networks",)),
+    Case("firewall-lb-address-bad", "Check the firewall networks", ("emq_node_firewall_lb_addresses has lb1.example", "addresses like 192.168.0.10"),
+         {"emq_node_firewall_lb_addresses": ["lb1.example"]}, not_expect=("emq_node_firewall_admin_networks",)),
+    Case("static-seeds-not-in-group", "Check the discovery settings", ("emq_node_static_seeds lists emqx@10.9.9.9", "add those hosts to the group"),
+         {"emq_node_static_seeds": ["emqx@10.0.0.1", "emqx@10.9.9.9"]}, not_expect=("emq_node_discovery must",)),
+    Case("discovery-dns-without-name", "Check the discovery settings", ("emq_node_dns_name",), {"emq_node_discovery": "dns"},
+         not_expect=("emq_node_static_seeds", "emq_node_discovery must")),
+    Case("os-unsupported", "Check the operating system is supported", ("Alpine 3.20", "Supported:", "remove it from the group emq_nodes"),
+         {"preflight_test_os": {"distribution": "Alpine", "major_version": "3", "version": "3.20", "os_family": "Alpine"}}),
+    Case("os-version-unsupported", "Check the operating system is supported", ("Debian 11.9", "Supported:"),
+         {"preflight_test_os": {"distribution": "Debian", "major_version": "11", "version": "11.9", "os_family": "Debian"}}),
+    Case("listener-ports-conflict", "Check the listeners", ("emq_node_listeners", "use the same port: 1883 ", "give each its own port"),
+         {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ws": {"enable": True, "bind": "0.0.0.0:1883"}}}),
+    Case("listener-port-is-dashboard-port", "Check the listeners", ("emq_node_listeners", "use the same port: 18083 ", "give each its own port"),
+         {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ws": {"enable": True, "bind": "0.0.0.0:18083"}}}),
+    Case("tls-listener-without-cert", "Check the listeners",
+         ("emq_node_listeners", "TLS listeners ssl are enabled", "certfile and keyfile", "terminate TLS on the load balancers"),
+         {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ssl": {"enable": True, "bind": "0.0.0.0:8883"}}}),
+    Case("api-key-bad-role", "Check the API keys", ("emq_node_api_keys", "administrator, viewer, publisher"),
+         {"emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "superuser"}]}),
+    Case("api-key-short-secret", "Check the API keys", ("emq_node_api_keys", "at least 16 characters"),
+         {"emq_node_api_keys": [{"key": "ops", "secret": "tiny-Secret", "role": "viewer"}]}, secrets=("tiny-Secret",)),
+    Case("enterprise-cluster-without-license", "Check the enterprise license", ("5.10.4", "emq_node_license_key", "open-source 5.8.x"),
+         {"emq_node_version": "5.10.4"}),
+    Case("target-connections-above-nr-open", "Check the open-file limit fits the kernel", ("emq_node_target_connections", "fs.nr_open", "Lower"),
+         {"emq_node_target_connections": 600000000}),
+    Case("cluster-remove-unknown-node", "Check the discovery strategy and the node lists",
+         ("emq_cluster_remove_nodes names emqx@10.9.9.9", "emqx@10.0.0.1, emqx@10.0.0.2", "emqx@<address>"),
+         {"emq_cluster_remove_nodes": ["emqx@10.9.9.9"]}, role="emq_cluster", not_expect=("emq_cluster_discovery must", "emq_cluster_join_peer"),
+         failing_hosts=("n1",)),
+    Case("cluster-discovery-unknown", "argspec", ("emq_cluster_discovery", "static, manual, dns, etcd", "gossip"),
+         {"emq_cluster_discovery": "gossip"}, role="emq_cluster"),
+    Case("cluster-join-peer-unknown", "Check the discovery strategy and the node lists", ("emq_cluster_join_peer", "emqx@10.9.9.9", "name one of them"),
+         {"emq_cluster_discovery": "manual", "emq_cluster_join_peer": "emqx@10.9.9.9"}, role="emq_cluster",
+         not_expect=("emq_cluster_remove_nodes", "emq_cluster_discovery must"), failing_hosts=("n1",)),
+    Case("cluster-remove-every-node", "Check the discovery strategy and the node lists", ("no node is left", "emq_cluster_remove_nodes"),
+         {"emq_cluster_remove_nodes": ["emqx@10.0.0.1", "emqx@10.0.0.2"]}, role="emq_cluster", not_expect=("emq_cluster_join_peer",),
+         failing_hosts=("n1",)),
+    Case("cluster-discovery-wrong-on-one-host", "Check no host of the play failed before these checks",
+         ("emq_cluster_discovery", "gossip", "n2 failed before emq_cluster's checks"),
+         host_vars={"n2": {"emq_cluster_discovery": "gossip"}}, role="emq_cluster", failing_hosts=("n1",), argspec_fails_on=("n2",)),
+]
+
+
+def _inputs(tmp: Path, case: Case | None, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    group_vars = {**base_vars(), **(extra or {})}
+    host_vars = {name: {"emq_node_cluster_address": address} for name, address in HOSTS.items()}
+    if case is not None:
+        for key, value in case.group_vars.items():
+            if value is REMOVE:
+                group_vars.pop(key, None)
+            else:
+                group_vars[key] = value(tmp) if callable(value) else value
+        for host, more in case.host_vars.items():
+            host_vars[host].update(more)
+    return group_vars, host_vars
+
+
+def _assert_nothing_changed(run: Run, role: str) -> None:
+    allowed = {f"iothub.emq.{role} : {name}" for name in _preflight_checks(role) | {_argspec_task(role)}}
+    allowed.add("Supply the operating system facts the test chose")
+    ran = run.tasks
+    assert ran, run.explain()
+    assert not [t for t in ran if t not in allowed], "tasks outside the preflight ran:" + run.explain()
+    later = _later_tasks(role)
+    assert not [t for t in ran if t.split(" : ", 1)[-1] in later], run.explain()
+    assert sorted(run.recap) == sorted(HOSTS), "every host must be in the PLAY RECAP" + run.explain()
+    assert all(counts["changed"] == 0 for counts in run.recap.values()), run.explain()
+    assert all(m == "ran slurp" for m in run.modules), "a module other than slurp ran on a host:" + run.explain()
+
+
+def _assert_no_secret(run: Run, case: Case | None) -> None:
+    for secret in SECRETS + (case.secrets if case else ()):
+        assert secret not in run.output, f"a secret ({secret[:3]}...) appears in the output" + run.explain()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_stops_before_any_host_changes(tmp_path: Path, case: Case) -> None:
+    group_vars, host_vars = _inputs(tmp_path, case)
+    run = run_role(tmp_path, case.role, group_vars, host_vars)
+
+    assert run.rc == 2, "the run must fail on a host (rc 2), not on the harness" + run.explain()
+    check = f"iothub.emq.{case.role} : " + (_argspec_task(case.role) if case.check == "argspec" else case.check)
+    if case.check != "argspec":
+        assert case.check in _preflight_checks(case.role), f"{case.check!r} is not a task of the validation block"
+    expected = {(host, check) for host in case.failing_hosts or tuple(HOSTS)}
+    expected |= {(host, f"iothub.emq.{case.role} : {_argspec_task(case.role)}") for host in case.argspec_fails_on}
+    assert run.failed == expected, "not the failure expected" + run.explain()
+    _assert_nothing_changed(run, case.role)
+    _assert_no_secret(run, case)
+
+    message = " ".join(run.messages)
+    assert run.messages, "no error message printed" + run.explain()
+    for text in case.expect:
+        assert text in message, f"the message does not contain {text!r}: {message}"
+    for text in case.not_expect:
+        assert text not in message, f"the message blames a variable that is fine ({text!r}): {message}"
+    print(f"{case.id}: {run.messages[-1]}")
+
+
+@pytest.mark.parametrize("role, source", [("emq_node", "repository"), ("emq_node", "package"), ("emq_cluster", "repository")])
+def test_valid_inputs_pass_every_check(tmp_path: Path, role: str, source: str) -> None:
+    """Control: the base inputs (and with a package file) pass the whole preflight on every host."""
+    group_vars, host_vars = _inputs(tmp_path, None, package_inputs(tmp_path) if source == "package" else None)
+    run = run_role(tmp_path, role, group_vars, host_vars, tags=f"{role}_preflight")
+
+    assert run.rc == 0, run.explain()
+    assert not run.failed, run.explain()
+    assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in run.recap.values()), run.explain()
+    _assert_nothing_changed(run, role)
+    _assert_no_secret(run, None)
+    ran = {t.split(" : ", 1)[-1] for t in run.tasks}
+    assert _preflight_checks(role) <= ran, f"checks that did not run: {_preflight_checks(role) - ran}" + run.explain()
+    if role == "emq_node":
+        # The guard let the nr_open read through on each host (and ran nothing else)...
+        assert run.modules == ["ran slurp"] * len(HOSTS), run.explain()
+        # ...and every check ran on every host; only the package-file lookup depends on the source.
+        package_tasks = {"Look for the package file on the controller", "Check the package file exists"}
+        for task in _preflight_checks(role):
+            body = run.output.split(f"TASK [iothub.emq.emq_node : {task}]", 1)[1].split("TASK [", 1)[0]
+            skipped = "skipping:" in body
+            assert skipped == (task in package_tasks and source != "package"), f"{task}: skipped={skipped}" + run.explain()
+
+
+def test_guard_refuses_a_module_that_could_change_the_host(tmp_path: Path) -> None:
+    """The hosts' guard Python refuses any module but slurp, so a check that let a bad input through could not touch this machine."""
+    target = tmp_path / "must-not-exist"
+    playbook = tmp_path / "touch.yml"
+    playbook.write_text(textwrap.dedent(f"""\
+        - name: Try to change the hosts
+          hosts: emq_nodes
+          gather_facts: false
+          tasks:
+            - name: Write a file
+              ansible.builtin.copy:
+                content: "x"
+                dest: {target}
+                mode: "0600"
+        """))
+    group_vars, host_vars = _inputs(tmp_path, None)
+    run = run_playbook(tmp_path, playbook, group_vars, host_vars)
+
+    assert run.rc == 2, run.explain()
+    assert run.failed == {(host, "Write a file") for host in HOSTS}, run.explain()
+    assert "preflight test guard" in run.output, run.explain()
+    assert run.modules and all(line.startswith("refused") for line in run.modules), run.explain()
+    assert not target.exists()

@@ -13,7 +13,7 @@ PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
 # Scenarios `make test` runs, in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
-SCENARIOS ?= toolchain emq_node emq_cluster emq_cluster+manual
+SCENARIOS ?= toolchain emq_node emq_cluster emq_cluster+manual haproxy_lb
 # The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
 STANDIN_VERSION ?= 5.8.9
 STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
@@ -26,7 +26,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 
-.PHONY: help test venv host standin lint yamllint ansible-lint sanity units pytest build molecule clean
+.PHONY: help test venv host standin sslyze lint yamllint ansible-lint sanity units pytest build molecule clean
 
 help:
 	@echo "make test                  run every gate (lint, sanity, units, pytest, build, molecule)"
@@ -88,7 +88,17 @@ standin: $(STANDIN_DEB)
 $(STANDIN_DEB): $(STANDIN_SOURCES)
 	tests/emqx_standin/build_deb.sh --version $(STANDIN_VERSION) --output $(dir $@)
 
-molecule: venv host standin
+# sslyze (the TLS scanner of the load-balancer scenarios) needs cryptography<47, older than the pin in
+# requirements-dev.txt: it gets a virtualenv of its own, $(VENV)/sslyze, from its own pinned list.
+SSLYZE_REQUIREMENTS := molecule/_shared/requirements-sslyze.txt
+sslyze: $(VENV)/sslyze/.installed
+
+$(VENV)/sslyze/.installed: $(SSLYZE_REQUIREMENTS)
+	@test -x $(VENV)/sslyze/bin/python || { echo "==> creating $(VENV)/sslyze"; $(PYTHON) -m venv $(VENV)/sslyze; }
+	@$(VENV)/sslyze/bin/pip install --quiet -r $(SSLYZE_REQUIREMENTS) 2> >(grep -v "is ignored: it is neither" >&2)
+	@touch $@
+
+molecule: venv host standin sslyze
 	molecule test -s $(SCENARIO)
 
 clean:

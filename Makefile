@@ -13,7 +13,7 @@ PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
 # Scenarios `make test` runs, in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
-SCENARIOS ?= toolchain emq_node emq_cluster emq_cluster+manual haproxy_lb
+SCENARIOS ?= toolchain emq_node emq_cluster emq_cluster+manual haproxy_lb nginx_lb
 # The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
 STANDIN_VERSION ?= 5.8.9
 STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb

@@ -1,0 +1,264 @@
+"""Helpers the load-balancer scenarios share: devices (paho MQTT over TLS and secure WebSocket), TLS
+probes, the EMQX REST API, sslyze, a certificate that expired, and ansible-playbook runs.
+
+Nothing here knows a scenario's names or addresses: each test module passes its own. Every helper
+talks only to the addresses it is given (the scenario's own containers) and to loopback.
+Import it with the scenario's tests directory's parent's sibling on sys.path:
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_shared"))
+    import lbtest
+"""
+
+import base64
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+
+import paho.mqtt.client as mqtt
+
+TLS_NAMES = {ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1"}
+
+
+def tls_context(ca):
+    """A client context that verifies the chain against ca and the name (or address) it connects to."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = True
+    return ctx
+
+
+class Device:
+    """A paho MQTT client through a load balancer: MQTT over TLS ("mqtts") or over secure WebSocket ("wss")."""
+
+    def __init__(self, host, port, ca, transport="mqtts", clientid=None, keepalive=60, ws_path="/mqtt"):
+        self.clientid = clientid or "molecule-%s-%s" % (transport, uuid.uuid4().hex[:8])
+        self.messages = []
+        self.connected = threading.Event()
+        self.disconnects = []
+        ws = transport == "wss"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.clientid,
+                                  protocol=mqtt.MQTTv311, transport="websockets" if ws else "tcp")
+        if ws:
+            self.client.ws_set_options(path=ws_path)
+        # paho verifies the chain (the lab CA) and the address it connects to (an IP SAN).
+        self.client.tls_set_context(tls_context(ca))
+        self.client.on_connect = lambda c, u, f, rc, p=None: self.connected.set()
+        self.client.on_disconnect = lambda c, u, f, rc, p=None: self.disconnects.append(str(rc))
+        self.client.on_message = lambda c, u, msg: self.messages.append((msg.topic, msg.payload))
+        self.client.reconnect_delay_set(60, 60)  # a drop must show, not be hidden by a reconnect
+        self.client.connect(host, port, keepalive=keepalive)
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            self.close()
+            raise AssertionError("no CONNACK through the load balancer %s:%d for %s" % (host, port, self.clientid))
+
+    def subscribe(self, topic):
+        done = threading.Event()
+        self.client.on_subscribe = lambda c, u, mid, rc, p=None: done.set()
+        self.client.subscribe(topic, qos=1)
+        assert done.wait(10), "no SUBACK for %s" % self.clientid
+
+    def publish(self, topic, payload):
+        info = self.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
+    def wait_for(self, expected, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline and expected not in self.messages:
+            time.sleep(0.1)
+        return expected in self.messages
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish_and_receive(sub, pub, topic=None, payload=b"through the load balancer"):
+    """Subscribe with one device, publish with another; True when the message arrived."""
+    topic = topic or "molecule/lb/%s" % uuid.uuid4().hex
+    sub.subscribe(topic)
+    time.sleep(0.5)  # the route reaches the other node
+    pub.publish(topic, payload)
+    return sub.wait_for((topic, payload))
+
+
+def peer_names(host, port, ca, server_name):
+    """TLS version and DNS names of the certificate, verified against ca for server_name."""
+    with socket.create_connection((host, port), timeout=10) as raw:
+        with tls_context(ca).wrap_socket(raw, server_hostname=server_name) as tls:
+            return tls.version(), [v for k, v in tls.getpeercert()["subjectAltName"] if k == "DNS"]
+
+
+def verify_fails(host, port, ctx, server_name):
+    """True when the handshake fails certificate verification (wrong name, or an unknown CA)."""
+    try:
+        with socket.create_connection((host, port), timeout=10) as raw:
+            ctx.wrap_socket(raw, server_hostname=server_name).close()
+    except ssl.SSLCertVerificationError:
+        return True
+    return False
+
+
+# ---- old TLS versions -------------------------------------------------------------------------
+
+def old_tls_context(version):
+    """A client that offers exactly one old TLS version (and the old ciphers it needs)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.0/1.1 at all
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    return ctx
+
+
+@contextlib.contextmanager
+def old_tls_server(workdir):
+    """A loopback server that accepts TLS 1.0 and 1.1: proof that old_tls_context can speak them.
+    Yields its port."""
+    workdir = pathlib.Path(workdir)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(workdir / "key.pem"), "-out", str(workdir / "cert.pem")], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(workdir / "cert.pem"), str(workdir / "key.pem"))
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            try:
+                ctx.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def old_tls_version_speaks(port, version):
+    """The version old_tls_context negotiates with the loopback old_tls_server (the control)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with old_tls_context(version).wrap_socket(raw) as tls:
+            return tls.version()
+
+
+def old_tls_refusal(host, port, version):
+    """The SSL error reason a server answers a client offering only this old version with."""
+    try:
+        with socket.create_connection((host, port), timeout=5) as raw:
+            old_tls_context(version).wrap_socket(raw).close()
+    except ssl.SSLError as err:
+        return err.reason
+    return None
+
+
+# ---- sslyze -----------------------------------------------------------------------------------
+
+SSLYZE = pathlib.Path(__file__).resolve().parents[2] / ".venv" / "sslyze" / "bin" / "sslyze"
+
+
+def sslyze_intermediate(name, address, ports, ca, timeout=240):
+    """Run sslyze --mozilla_config=intermediate on name:port{address} for each port; the CompletedProcess."""
+    assert SSLYZE.exists(), "sslyze is missing: run `make sslyze` (its own venv, .venv/sslyze)"
+    targets = ["%s:%d{%s}" % (name, port, address) for port in ports]
+    return subprocess.run([str(SSLYZE), "--mozilla_config=intermediate", "--certinfo_ca_file", str(ca)] + targets,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ---- EMQX REST API ----------------------------------------------------------------------------
+
+class EmqxApi:
+    """The nodes' /api/v5 with an API key; nodes is {name: address}."""
+
+    def __init__(self, nodes, key, secret, port=18083):
+        self.nodes, self.port = nodes, port
+        self.auth = "Basic " + base64.b64encode(("%s:%s" % (key, secret)).encode()).decode()
+
+    def get(self, path, node):
+        req = urllib.request.Request("http://%s:%d/api/v5/%s" % (self.nodes[node], self.port, path))
+        req.add_header("Authorization", self.auth)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def client_info(self, clientid, node, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            data = self.get("clients?clientid=%s" % clientid, node)["data"]
+            if data:
+                return data[0]
+            time.sleep(0.3)
+        raise AssertionError("client %s is not listed by /api/v5/clients on %s" % (clientid, node))
+
+    def nodes_of(self, devices, node):
+        """The EMQX node each device landed on, asked from node (the cluster lists every client)."""
+        return [self.client_info(d.clientid, node)["node"] for d in devices]
+
+    def wait_status(self, node, timeout=60):
+        """Wait until the node's /status answers 200; the seconds it took."""
+        start = time.time()
+        while time.time() < start + timeout:
+            try:
+                with urllib.request.urlopen("http://%s:%d/status" % (self.nodes[node], self.port), timeout=3) as resp:
+                    if resp.status == 200:
+                        return time.time() - start
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError("%s did not answer /status 200 within %ss" % (node, timeout))
+
+
+# ---- certificates and playbooks ---------------------------------------------------------------
+
+def expired_certificate(workdir, common_name):
+    """A self-signed certificate that expired yesterday, and its key (made with cryptography)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    workdir = pathlib.Path(workdir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (workdir / "expired.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "expired.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    return workdir / "expired.pem", workdir / "expired.key"
+
+
+def playbook(playbook_path, limit, *args, timeout=300):
+    """ansible-playbook on the scenario's inventory (Molecule's), limited to one group."""
+    inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    cmd = ["ansible-playbook", "--inventory", str(inventory), "--limit", limit] + list(args) + [str(playbook_path)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def recap_unchanged(stdout, host):
+    """True when the play recap shows host with changed=0 (and no failure when it got that far)."""
+    return re.search(r"%s\s*:\s*ok=\d+\s+changed=0\s" % re.escape(host), stdout) is not None

@@ -4,7 +4,11 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Probe one endpoint (TCP, TLS, MQTT, MQTT over TLS, WebSocket, secure WebSocket).
+"""Probe one endpoint (TCP, TLS, MQTT, MQTT over TLS, WebSocket, secure WebSocket), or open one.
+
+``probe()`` checks an endpoint for emq_port_check; ``open_stream()`` opens a TCP, TLS, WebSocket or
+secure WebSocket connection that MQTT can run over (emq_mqtt_roundtrip), with the same TLS and
+WebSocket code.
 
 Standard library only. Certificate details of a connection that was not verified come
 from the DER bytes of the peer certificate: through ``cryptography`` when it can be
@@ -27,10 +31,8 @@ from ansible_collections.iothub.emq.plugins.module_utils.mqtt_wire import (
     SocketStream,
     WebSocketStream,
     WireError,
-    build_connect,
     connack_name,
-    parse_connack,
-    read_packet,
+    mqtt_connect,
 )
 
 try:
@@ -126,6 +128,12 @@ def _crypto_rdns(name):
     return rdns
 
 
+def _hex_serial(number):
+    """Upper-case hex with an even number of digits, as OpenSSL (and so the ssl module) prints serials."""
+    text = '{0:X}'.format(number)
+    return '0' + text if len(text) % 2 else text
+
+
 def details_from_cryptography(der):
     cert = _x509.load_der_x509_certificate(der)
     sans = []
@@ -146,7 +154,7 @@ def details_from_cryptography(der):
         subject=format_name(_crypto_rdns(cert.subject)),
         issuer=format_name(_crypto_rdns(cert.issuer)),
         sans=sans,
-        serial='{0:X}'.format(cert.serial_number),
+        serial=_hex_serial(cert.serial_number),
         not_before=not_before,
         not_after=not_after,
         decoder='cryptography',
@@ -216,8 +224,29 @@ def _tls_context(verify, ca_path, client_cert, client_key):
     return ctx
 
 
+def tls_handshake(sock, server_name, verify=True, ca_path=None, client_cert=None, client_key=None):
+    """Wrap a connected socket in TLS; raises ssl.SSLCertVerificationError, ssl.SSLError or OSError."""
+    ctx = _tls_context(verify, ca_path, client_cert, client_key)
+    return ctx.wrap_socket(sock, server_hostname=server_name)
+
+
 def _verify_message(exc):
     return getattr(exc, 'verify_message', None) or getattr(exc, 'reason', None) or str(exc)
+
+
+def verify_failure(ca_path, server_name, exc):
+    """The sentence for a certificate that did not verify."""
+    return 'the certificate does not verify against {0} for {1}: {2}'.format(
+        ca_path or 'the system CA store', server_name, _verify_message(exc))
+
+
+def handshake_failure(exc, timeout):
+    """The sentence for a TLS handshake that failed for another reason than verification."""
+    if isinstance(exc, ssl.SSLError):
+        detail = getattr(exc, 'reason', None) or str(exc)
+    else:
+        detail = describe_socket_error(exc, timeout)
+    return 'TLS handshake failed: {0}'.format(detail)
 
 
 def _fail(result, message):
@@ -225,11 +254,7 @@ def _fail(result, message):
 
 
 def _handshake_failed(result, exc, timeout):
-    if isinstance(exc, ssl.SSLError):
-        detail = getattr(exc, 'reason', None) or str(exc)
-    else:
-        detail = describe_socket_error(exc, timeout)
-    result['error'] = 'TLS handshake failed: {0}'.format(detail)
+    result['error'] = handshake_failure(exc, timeout)
     _fail(result, result['error'])
 
 
@@ -330,14 +355,12 @@ def _tls(ep, result, sock, host, port, timeout):
     ssock = None
     if verify:
         try:
-            ctx = _tls_context(True, ep.get('ca_path'), client_cert, client_key)
-            ssock = ctx.wrap_socket(sock, server_hostname=server_name)
+            ssock = tls_handshake(sock, server_name, True, ep.get('ca_path'), client_cert, client_key)
             tls['verified'] = True
         except ssl.SSLCertVerificationError as exc:
             tls['verified'] = False
             tls['verify_error'] = _verify_message(exc)
-            _fail(result, 'the certificate does not verify against {0} for {1}: {2}'.format(
-                ep.get('ca_path') or 'the system CA store', server_name, tls['verify_error']))
+            _fail(result, verify_failure(ep.get('ca_path'), server_name, exc))
             sock.close()
             try:
                 sock = _connect(host, port, timeout)
@@ -350,9 +373,8 @@ def _tls(ep, result, sock, host, port, timeout):
             sock.close()
             return None
     if ssock is None:
-        ctx = _tls_context(False, None, client_cert, client_key)
         try:
-            ssock = ctx.wrap_socket(sock, server_hostname=server_name)
+            ssock = tls_handshake(sock, server_name, False, None, client_cert, client_key)
         except (ssl.SSLError, OSError, socket.error) as exc:
             _handshake_failed(result, exc, timeout)
             sock.close()
@@ -379,12 +401,7 @@ def _tls(ep, result, sock, host, port, timeout):
 def _mqtt(ep, result, stream):
     version = ep.get('protocol_version') or 4
     client_id = ep.get('client_id') or 'emq-port-check-' + uuid.uuid4().hex[:12]
-    stream.send(build_connect(client_id, ep.get('username'), ep.get('password'), version))
-    try:
-        header, body = read_packet(stream)
-    except WireError as exc:
-        raise WireError('no CONNACK: {0}'.format(exc))
-    connack = parse_connack(header, body, version)
+    connack = mqtt_connect(stream, client_id, ep.get('username'), ep.get('password'), version)
     result['mqtt'] = dict(
         protocol_version=version,
         client_id=client_id,
@@ -403,3 +420,67 @@ def _mqtt(ep, result, stream):
             stream.send(DISCONNECT)
         except (OSError, socket.error):
             pass
+
+
+class ConnectError(Exception):
+    """open_stream() could not open the connection; str() says why, as a sentence fragment."""
+
+    def __init__(self, message, info=None):
+        super(ConnectError, self).__init__(message)
+        self.info = info or {}
+
+
+def tls_summary(ssock, server_name, verified):
+    """The negotiated TLS session of a wrapped socket: version, cipher, server name, verified."""
+    cipher = ssock.cipher() or (None, None, None)
+    return dict(version=ssock.version(), cipher=cipher[0], cipher_bits=cipher[2], server_name=server_name,
+                verified=verified)
+
+
+def open_stream(host, port, transport='tcp', timeout=5.0, path='/mqtt', server_name=None, ca_path=None,
+                validate_certs=True, client_cert=None, client_key=None, user_agent='iothub.emq'):
+    """Open a connection MQTT can run over: tcp, tls (also mqtt/mqtts), ws or wss.
+
+    Returns (stream, info): a SocketStream or WebSocketStream (its .sock is the socket, with timeout set)
+    and dict(address, tls, websocket) where tls is tls_summary() for TLS transports and websocket is
+    dict(path, status, subprotocol) for WebSocket ones (else None). A certificate that does not verify
+    is an error (no second, unverified handshake as probe() makes). Raises ConnectError, whose info
+    holds what was learnt before the failure.
+    """
+    info = dict(address=None, tls=None, websocket=None)
+    try:
+        sock = _connect(host, port, timeout)
+    except (OSError, socket.error) as exc:
+        raise ConnectError(describe_socket_error(exc, timeout), info)
+    try:
+        try:
+            info['address'] = sock.getpeername()[0]
+        except OSError:
+            pass
+        if transport in TLS_TYPES:
+            name = server_name or host
+            try:
+                sock = tls_handshake(sock, name, validate_certs, ca_path, client_cert, client_key)
+            except ssl.SSLCertVerificationError as exc:
+                raise ConnectError(verify_failure(ca_path, name, exc), info)
+            except (ssl.SSLError, OSError, socket.error) as exc:
+                raise ConnectError(handshake_failure(exc, timeout), info)
+            info['tls'] = tls_summary(sock, name, True if validate_certs else None)
+        if transport in WS_TYPES:
+            stream = WebSocketStream(sock)
+            try:
+                stream.handshake(host, port, path, user_agent=user_agent)
+            finally:
+                info['websocket'] = dict(path=path, status=stream.status, subprotocol=stream.subprotocol)
+        else:
+            stream = SocketStream(sock)
+    except ConnectError:
+        sock.close()
+        raise
+    except WireError as exc:
+        sock.close()
+        raise ConnectError(str(exc), info)
+    except (OSError, socket.error) as exc:
+        sock.close()
+        raise ConnectError(describe_socket_error(exc, timeout), info)
+    return stream, info

@@ -26,9 +26,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 
-.PHONY: help test venv host standin sslyze lint yamllint ansible-lint sanity units pytest build molecule clean
+.PHONY: help test venv host standin sslyze lint yamllint ansible-lint sanity units pytest build molecule lab lab-destroy clean
 
 help:
+	@echo "make lab                   3 EMQX nodes + HAProxy + NGINX in containers, deployed with site.yml"
+	@echo "make lab-destroy           remove the lab"
 	@echo "make test                  run every gate (lint, sanity, units, pytest, build, molecule)"
 	@echo "make lint                  yamllint + ansible-lint (production profile)"
 	@echo "make sanity | units        ansible-test sanity / units"
@@ -100,6 +102,13 @@ $(VENV)/sslyze/.installed: $(SSLYZE_REQUIREMENTS)
 
 molecule: venv host standin sslyze
 	molecule test -s $(SCENARIO)
+
+# ---- the lab: the whole deployment on this machine -------------------------------------------
+lab: venv host standin
+	scripts/lab.sh up $(LAB_ARGS)
+
+lab-destroy: venv
+	scripts/lab.sh down
 
 clean:
 	rm -rf build tests/output .cache

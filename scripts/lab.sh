@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make lab / make lab-destroy: the whole deployment on this machine, in containers.
+#   scripts/lab.sh up [extra ansible-playbook args]   create the containers, run site.yml, print how to try it
+#   scripts/lab.sh down                               remove the containers, the network and .lab/
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+state="$top/.lab"
+shared="$top/molecule/_shared"
+
+playbook() { ansible-playbook "$@"; }
+
+case "${1:-up}" in
+  up)
+    shift || true
+    mkdir -p "$state"
+    chmod 700 "$state"
+    if [ ! -s "$state/secrets.yml" ]; then
+      umask 077
+      cat > "$state/secrets.yml" <<SECRETS
+---
+# Made by scripts/lab.sh for this lab only; removed by make lab-destroy.
+lab_emq_node_cookie: "$(openssl rand -hex 24)"
+lab_emq_node_dashboard_password: "$(openssl rand -hex 12)"
+lab_emq_node_api_secret: "$(openssl rand -hex 24)"
+SECRETS
+    fi
+    echo "==> creating the lab containers (3 EMQX nodes, HAProxy, NGINX)"
+    playbook "$shared/create.yml" -i localhost, -c local \
+      -e @scripts/lab-platforms.yml -e "molecule_instance_config=$state/instances.yml"
+    playbook "$shared/prepare.yml" -i inventories/lab
+    echo "==> running site.yml against the lab"
+    playbook site.yml -i inventories/lab -e "@$state/secrets.yml" "$@"
+    echo "==> lab ready: the dashboard of node 1 is http://172.30.10.11:18083 (user admin, password in .lab/secrets.yml)"
+    ;;
+  down)
+    if docker info >/dev/null 2>&1; then
+      playbook "$shared/destroy.yml" -i localhost, -c local \
+        -e @scripts/lab-platforms.yml -e "molecule_instance_config=$state/instances.yml" >/dev/null
+    fi
+    rm -rf "$state"
+    echo "==> lab removed"
+    ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

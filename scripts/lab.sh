@@ -9,6 +9,9 @@ state="$top/.lab"
 shared="$top/molecule/_shared"
 
 playbook() { ansible-playbook "$@"; }
+# The controller-side plays (docker networks, containers) run with the interpreter that has the
+# docker SDK: the one ansible-playbook itself runs on.
+controller_python="$(head -1 "$(command -v ansible-playbook)" | sed 's/^#!//')"
 
 case "${1:-up}" in
   up)
@@ -26,7 +29,7 @@ lab_emq_node_api_secret: "$(openssl rand -hex 24)"
 SECRETS
     fi
     echo "==> creating the lab containers (3 EMQX nodes, HAProxy, NGINX)"
-    playbook "$shared/create.yml" -i localhost, -c local \
+    playbook "$shared/create.yml" -i localhost, -c local -e "ansible_python_interpreter=$controller_python" \
       -e @scripts/lab-platforms.yml -e "molecule_instance_config=$state/instances.yml"
     playbook "$shared/prepare.yml" -i inventories/lab
     echo "==> running site.yml against the lab"
@@ -35,7 +38,7 @@ SECRETS
     ;;
   down)
     if docker info >/dev/null 2>&1; then
-      playbook "$shared/destroy.yml" -i localhost, -c local \
+      playbook "$shared/destroy.yml" -i localhost, -c local -e "ansible_python_interpreter=$controller_python" \
         -e @scripts/lab-platforms.yml -e "molecule_instance_config=$state/instances.yml" >/dev/null
     fi
     rm -rf "$state"

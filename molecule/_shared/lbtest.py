@@ -188,6 +188,86 @@ def sslyze_intermediate(name, address, ports, ca, timeout=240):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def connack(host, port, ca, timeout=2.0, clientid=None):
+    """One new device: TCP, TLS verified against ca for host, MQTT 3.1.1 CONNECT; None on CONNACK 0,
+    else what went wrong (a short text). Cheap enough to call twice a second."""
+    clientid = (clientid or "probe-%s" % uuid.uuid4().hex[:10]).encode()
+    variable = b"\x00\x04MQTT\x04\x02\x00\x1e"  # protocol level 4, clean session, keepalive 30 s
+    payload = len(clientid).to_bytes(2, "big") + clientid
+    connect = bytes([0x10, len(variable) + len(payload)]) + variable + payload
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with tls_context(ca).wrap_socket(raw, server_hostname=host) as tls:
+                tls.sendall(connect)
+                answer = b""
+                while len(answer) < 4:
+                    chunk = tls.recv(4 - len(answer))
+                    if not chunk:
+                        return "closed before CONNACK"
+                    answer += chunk
+                if answer[0] != 0x20 or answer[3] != 0:
+                    return "CONNACK %s" % answer.hex()
+                tls.sendall(b"\xe0\x00")  # DISCONNECT
+                return None
+    except (OSError, ssl.SSLError) as exc:
+        return "%s: %s" % (type(exc).__name__, exc)
+
+
+class Probe:
+    """A new device through host:port every interval seconds, in a thread, until stop(); bounded by limit probes."""
+
+    def __init__(self, host, port, ca, interval=0.5, limit=2400):
+        self.results = []  # (seconds since start, None or the error)
+        self._args, self._interval, self._limit = (host, port, ca), interval, limit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run(self):
+        while not self._stop.is_set() and len(self.results) < self._limit:
+            began = time.monotonic()
+            self.results.append((round(began - self._start, 2), connack(*self._args)))
+            self._stop.wait(max(0.0, self._interval - (time.monotonic() - began)))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+    def failures(self):
+        return [(t, err) for t, err in self.results if err]
+
+    def longest_failure_run(self):
+        longest = run = 0
+        for _, err in self.results:
+            run = run + 1 if err else 0
+            longest = max(longest, run)
+        return longest
+
+
+# ---- HAProxy runtime API ----------------------------------------------------------------------
+
+def haproxy_servers_state(lb_host, backend, socket_path="/run/haproxy/admin.sock"):
+    """{server name: (operational state, admin state)} from "show servers state", read on the LB
+    (lb_host: a testinfra host). Operational state 2 is up, 0 is down."""
+    command = "show servers state %s" % backend
+    lines = lb_host.check_output("echo '%s' | socat stdio %s" % (command, socket_path)).splitlines()
+    header = next(line for line in lines if line.startswith("# be_id")).lstrip("# ").split()
+    out = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) == len(header) and fields[0].isdigit():
+            row = dict(zip(header, fields))
+            out[row["srv_name"]] = (int(row["srv_op_state"]), int(row["srv_admin_state"]))
+    return out
+
+
 # ---- EMQX REST API ----------------------------------------------------------------------------
 
 class EmqxApi:

@@ -13,7 +13,8 @@ PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
 # Scenarios `make test` runs, in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
-SCENARIOS ?= toolchain emq_node emq_cluster emq_cluster+manual haproxy_lb nginx_lb
+# emq_cluster runs with manual joins only: static discovery (the default) is what `site` deploys and tests.
+SCENARIOS ?= toolchain emq_node emq_cluster+manual haproxy_lb nginx_lb site
 # The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
 STANDIN_VERSION ?= 5.8.9
 STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
@@ -26,11 +27,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 
-.PHONY: help test venv host standin sslyze lint yamllint ansible-lint sanity units pytest build molecule lab lab-destroy clean
+.PHONY: help test venv host standin sslyze lint yamllint ansible-lint sanity units pytest build molecule lab lab-destroy bench clean
 
 help:
 	@echo "make lab                   3 EMQX nodes + HAProxy + NGINX in containers, deployed with site.yml"
 	@echo "make lab-destroy           remove the lab"
+	@echo "make bench                 converge/no-op/scaling/front door/latency figures -> bench/results"
 	@echo "make test                  run every gate (lint, sanity, units, pytest, build, molecule)"
 	@echo "make lint                  yamllint + ansible-lint (production profile)"
 	@echo "make sanity | units        ansible-test sanity / units"
@@ -76,7 +78,7 @@ units: venv
 	@if [ -d tests/unit ]; then scripts/ansible-test.sh units; else echo "no unit tests yet (tests/unit)"; fi
 
 pytest: venv host standin
-	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider $(wildcard tests/emqx_standin/tests tests/preflight tests/roles)
+	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider $(wildcard tests/emqx_standin/tests tests/preflight tests/roles tests/playbooks tests/bench)
 
 build: venv
 	@rm -rf build && mkdir -p build
@@ -109,6 +111,11 @@ lab: venv host standin
 
 lab-destroy: venv
 	scripts/lab.sh down
+
+# ---- benchmarks: figures, never pass/fail (bench/run.py; BENCH_ARGS="--only noop --rounds 3") --------
+bench: venv host standin
+	@python -c 'import matplotlib' 2>/dev/null || pip install -q -r bench/requirements.txt
+	python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build tests/output .cache

@@ -11,9 +11,9 @@ tmp="$(mktemp -d /tmp/iothub-ansible-test.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 dest="$tmp/ansible_collections/iothub/emq"
 mkdir -p "$dest"
-# Everything the collection ships; the stand-in, molecule and build outputs are not collection content.
+# Everything the collection ships; the stand-in, molecule, benchmarks and build outputs are not collection content.
 (cd "$top" && git ls-files -z --cached --others --exclude-standard \
-   | grep -zv -E '^(\.collections|tests/emqx_standin|molecule|\.config)/' \
+   | grep -zv -E '^(\.collections|tests/emqx_standin|tests/bench|molecule|bench|\.config)/' \
    | xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}" || true' \
    | tar --null -T - -cf -) | tar -C "$dest" -xf -
 # ansible-test bootstraps pip in its own virtualenvs with a get-pip.py it downloads from a host these

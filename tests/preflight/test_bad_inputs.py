@@ -267,6 +267,8 @@ CASES = [
     Case("cookie-short", "Check the cookie", ("emq_node_cookie", "at least 16", "openssl rand -hex 24"),
          {"emq_node_cookie": SHORT_COOKIE}, secrets=(SHORT_COOKIE,)),
     Case("cookie-spaces", "Check the cookie", ("emq_node_cookie", "without spaces"), {"emq_node_cookie": SPACED_COOKIE}, secrets=(SPACED_COOKIE,)),
+    Case("cookie-vault-example-placeholder", "Check the cookie", ("emq_node_cookie", "vault.yml.example"),
+         {"emq_node_cookie": "REPLACE-with-openssl-rand-hex-24"}),
     Case("dashboard-password-public", "Check the dashboard password", ("emq_node_dashboard_password", '"public"', "ansible-vault"),
          {"emq_node_dashboard_password": "public"}),
     Case("dashboard-password-missing", "argspec", ("missing required arguments: emq_node_dashboard_password",),

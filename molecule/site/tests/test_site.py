@@ -1,0 +1,196 @@
+"""The whole deployment, as an operator meets it: site.yml converged the five containers (and changed
+nothing the second time, Molecule's idempotence step); these tests then act as devices from the
+controller (172.30.5.1 on the scenario's bridge) and run the day-2 playbooks against the same inventory.
+
+The tests run in file order and leave the deployment whole after each one: later tests use what earlier
+ones restarted, killed or removed and brought back.
+"""
+
+import json
+import os
+import pathlib
+import re
+import sys
+import time
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_shared"))
+import lbtest  # noqa: E402  (molecule/_shared: helpers the load-balancer scenarios share)
+
+NODES = {"site-emqx-1": "172.30.5.11", "site-emqx-2": "172.30.5.12", "site-emqx-3": "172.30.5.13"}
+NODE_NAMES = {h: "emqx@" + a for h, a in NODES.items()}
+LBS = {"site-haproxy": "172.30.5.20", "site-nginx": "172.30.5.21"}
+CLIENT_IP = "172.30.5.1"  # the controller, as EMQX should see it through either LB
+API = lbtest.EmqxApi(NODES, "molecule", "molecule-site-api-secret-7d2b")
+PROJECT = pathlib.Path(__file__).resolve().parents[3]
+CA = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab-ca" / "ca.pem"
+MQTTS = 8883
+WSS = 8084
+
+
+def _host(name):
+    # docker:// directly: Molecule's ansible backend would write every check into ANSIBLE_LOG_PATH.
+    return testinfra.get_host("docker://" + name)
+
+
+def _cluster(node="site-emqx-1"):
+    return json.loads(_host(node).check_output("emqx ctl cluster status --json"))
+
+
+def _wait_running(expected, timeout=90, node="site-emqx-1"):
+    """Wait until node sees exactly the expected running nodes and none stopped; the last status."""
+    deadline = time.time() + timeout
+    status = {}
+    while time.time() < deadline:
+        try:
+            status = _cluster(node)
+        except AssertionError:
+            status = {}
+        if sorted(status.get("running_nodes", [])) == sorted(expected) and not status.get("stopped_nodes"):
+            return status
+        time.sleep(1)
+    raise AssertionError("cluster on %s: %s, expected running %s" % (node, status, sorted(expected)))
+
+
+def _device(lb, transport="mqtts"):
+    return lbtest.Device(LBS[lb], MQTTS if transport == "mqtts" else WSS, CA, transport=transport)
+
+
+def _playbook(path, *args, timeout=600):
+    result = lbtest.playbook(PROJECT / path, "all", *args, timeout=timeout)
+    assert result.returncode == 0, "%s failed:\n%s\n%s" % (path, result.stdout[-6000:], result.stderr[-2000:])
+    return result
+
+
+def _invocation(node):
+    """systemd's id of the current run of emqx.service: it changes on every (re)start."""
+    return _host(node).check_output("systemctl show -P InvocationID emqx.service")
+
+
+def test_three_nodes_run_in_one_cluster():
+    for node in NODES:
+        status = _cluster(node)
+        assert sorted(status["running_nodes"]) == sorted(NODE_NAMES.values()), (node, status)
+        assert status["stopped_nodes"] == [], (node, status)
+
+
+@pytest.mark.parametrize("sub_lb, pub_lb, transport", [
+    ("site-nginx", "site-haproxy", "mqtts"),
+    ("site-haproxy", "site-nginx", "mqtts"),
+    ("site-haproxy", "site-nginx", "wss"),
+])
+def test_a_message_crosses_from_one_load_balancer_to_the_other(sub_lb, pub_lb, transport):
+    sub, pub = _device(sub_lb, transport), _device(pub_lb, transport)
+    try:
+        assert lbtest.publish_and_receive(sub, pub), "published through %s, not received through %s" % (pub_lb, sub_lb)
+    finally:
+        sub.close()
+        pub.close()
+
+
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_emqx_sees_the_device_address_through_each_load_balancer(lb):
+    device = _device(lb)
+    try:
+        info = API.client_info(device.clientid, "site-emqx-1")
+        assert info["ip_address"] == CLIENT_IP, info
+        assert info["ip_address"] not in LBS.values()
+    finally:
+        device.close()
+
+
+def test_verify_playbook_passes():
+    result = _playbook("playbooks/verify.yml")
+    assert "failed=0" in result.stdout
+
+
+def test_rolling_restart_keeps_the_front_door_open():
+    before = {node: _invocation(node) for node in NODES}
+    with lbtest.Probe(LBS["site-haproxy"], MQTTS, CA, interval=0.5) as probe:
+        _playbook("playbooks/rolling_restart.yml")
+        time.sleep(2)  # a few probes after the last node is back in service
+    print("rolling restart under the probe: %d probes, %d failed, longest failure run %d: %s"
+          % (len(probe.results), len(probe.failures()), probe.longest_failure_run(), probe.failures()))
+    assert len(probe.results) >= 20, "the probe hardly ran: %s" % probe.results
+    assert probe.longest_failure_run() <= 2, "consecutive probe failures through HAProxy: %s" % probe.failures()
+    after = {node: _invocation(node) for node in NODES}
+    assert all(before[n] != after[n] for n in NODES), "not every node was restarted: %s -> %s" % (before, after)
+    _wait_running(NODE_NAMES.values(), timeout=30)
+    for backend in ("emqx_mqtt", "emqx_ws"):
+        states = lbtest.haproxy_servers_state(_host("site-haproxy"), backend)
+        assert all(states[n] == (2, 0) for n in NODES), "a node was left drained or down in %s: %s" % (backend, states)
+
+
+def test_rolling_restart_refuses_while_a_node_is_down():
+    _host("site-emqx-3").check_output("systemctl stop emqx.service")
+    try:
+        before = {node: _invocation(node) for node in ("site-emqx-1", "site-emqx-2")}
+        result = lbtest.playbook(PROJECT / "playbooks/rolling_restart.yml", "all", timeout=300)
+        assert result.returncode != 0
+        said = result.stdout + result.stderr
+        assert "The cluster is not whole" in said and "stopped: emqx@172.30.5.13" in said, said[-3000:]
+        assert {node: _invocation(node) for node in before} == before, "a node was restarted anyway"
+    finally:
+        _host("site-emqx-3").check_output("systemctl start emqx.service")
+    _wait_running(NODE_NAMES.values())
+
+
+def test_a_killed_node_gets_no_new_clients_and_converging_brings_it_back():
+    killed = "site-emqx-3"
+    _host(killed).check_output("systemctl kill --signal=SIGKILL emqx.service")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        states = lbtest.haproxy_servers_state(_host("site-haproxy"), "emqx_mqtt")
+        if states[killed][0] == 0:
+            break
+        time.sleep(0.5)
+    assert states[killed][0] == 0, "HAProxy still sends to the killed node: %s" % states
+
+    devices = [_device(lb) for lb in sorted(LBS) for _ in range(6)]
+    try:
+        landed = API.nodes_of(devices, "site-emqx-1")
+        assert NODE_NAMES[killed] not in landed, landed
+        assert len(set(landed)) == 2, "new clients did not spread over the two live nodes: %s" % landed
+    finally:
+        for device in devices:
+            device.close()
+
+    result = _playbook("site.yml")
+    assert "failed=0" in result.stdout
+    _wait_running(NODE_NAMES.values())
+    assert _host(killed).service("emqx").is_running
+
+
+def test_remove_node_takes_it_out_and_site_adds_it_back():
+    removed = "site-emqx-3"
+    refused = lbtest.playbook(PROJECT / "playbooks/remove_node.yml", "all", "-e", "remove_hosts=site-emqx-9")
+    assert refused.returncode != 0 and "remove_hosts must name one or more hosts of the group emq_nodes" in (
+        refused.stdout + refused.stderr), refused.stdout[-3000:]
+    assert set(re.findall(r"changed=(\d+)", refused.stdout)) <= {"0"}, "the refused run changed something"
+    _playbook("playbooks/remove_node.yml", "-e", "remove_hosts=" + removed)
+    remaining = [NODE_NAMES[n] for n in NODES if n != removed]
+    for node in ("site-emqx-1", "site-emqx-2"):
+        _wait_running(remaining, node=node)
+    assert not _host(removed).service("emqx").is_running
+    assert not _host(removed).service("emqx").is_enabled
+    assert NODES[removed] not in _host("site-haproxy").file("/etc/haproxy/haproxy.cfg").content_string
+    assert NODES[removed] not in _host("site-nginx").file("/etc/nginx/nginx.conf").content_string
+    sub, pub = _device("site-nginx"), _device("site-haproxy")
+    try:
+        assert lbtest.publish_and_receive(sub, pub), "the two-node deployment does not carry messages"
+    finally:
+        sub.close()
+        pub.close()
+
+    _playbook("site.yml")
+    _wait_running(NODE_NAMES.values())
+    assert NODES[removed] in _host("site-haproxy").file("/etc/haproxy/haproxy.cfg").content_string
+    assert NODES[removed] in _host("site-nginx").file("/etc/nginx/nginx.conf").content_string
+    devices = [_device("site-haproxy") for _ in range(9)]
+    try:
+        assert NODE_NAMES[removed] in API.nodes_of(devices, "site-emqx-1"), "HAProxy sends no client to the re-added node"
+    finally:
+        for device in devices:
+            device.close()

@@ -1,0 +1,104 @@
+"""Draw bench/results/*.png from the figures bench/run.py measured (matplotlib, no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+
+
+def _save(fig, out, name, results):
+    m = results["machine"]
+    fig.text(0.99, 0.01, "%s · %d CPUs · %s GiB · %s" % (m["date"], m["cpus"], m["memory_gib"], m["ansible"]),
+             ha="right", va="bottom", fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    path = out / name
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _converge(results, out):
+    c = results["converge"]
+    roles = sorted(c["roles"].items(), key=lambda kv: -kv[1]["seconds"])
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    left = 0.0
+    for name, entry in roles:
+        ax.barh("site.yml", entry["seconds"], left=left, label="%s (%d tasks)" % (name, entry["tasks"]))
+        left += entry["seconds"]
+    ax.barh("floor (docker exec)", c["floor_seconds"], color="grey")
+    ax.set_xlabel("seconds, cold, %d tasks" % c["tasks"])
+    ax.set_title("Cold converge of the lab against the floor: ratio %.2f" % c["ratio"])
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    return _save(fig, out, "converge.png", results)
+
+
+def _noop(results, out):
+    names = list(results["noop"])
+    values = [results["noop"][n]["median_seconds"] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bars = ax.bar(names, values, color=["tab:green"] + ["tab:blue"] * (len(names) - 1))
+    for bar, n in zip(bars, names):
+        ax.annotate("%.2f×" % results["noop"][n]["ratio_to_defaults"], (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("seconds (median)")
+    ax.set_title("No-op rerun of site.yml (changed=0), one setting changed at a time")
+    ax.tick_params(axis="x", labelsize=8)
+    return _save(fig, out, "noop.png", results)
+
+
+def _scaling(results, out):
+    sizes = sorted(int(k) for k in results["scaling"] if k.isdigit())
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for key, label in (("cold_seconds", "cold converge"), ("noop_seconds", "no-op rerun")):
+        ax.plot(sizes, [results["scaling"][str(s)][key] for s in sizes], marker="o", label=label)
+    ax.set_xticks(sizes)
+    ax.set_xlabel("EMQX nodes (+ HAProxy + NGINX)")
+    ax.set_ylabel("seconds")
+    ax.set_ylim(bottom=0)
+    ax.set_title("site.yml wall time by cluster size")
+    ax.legend()
+    return _save(fig, out, "scaling.png", results)
+
+
+def _frontdoor(results, out):
+    names = list(results["frontdoor"])
+    fd = results["frontdoor"]
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(11, 3.4))
+    colors = ["tab:green" if "collection" in n else "tab:grey" for n in names]
+    a1.bar(names, [fd[n]["held"] for n in names], color=colors)
+    a1.axhline(fd[names[0]]["attempted"], color="black", linewidth=0.8, linestyle="--")
+    a1.set_title("connections held (of %d)" % fd[names[0]]["attempted"], fontsize=9)
+    a2.bar(names, [fd[n]["lb_kib_per_connection"] or 0 for n in names], color=colors)
+    a2.set_title("LB memory per connection, KiB", fontsize=9)
+    a3.bar(names, [fd[n]["handshakes_per_second"] for n in names], color=colors)
+    a3.set_title("TLS handshakes + CONNACK per second", fontsize=9)
+    for ax in (a1, a2, a3):
+        ax.tick_params(axis="x", labelsize=7, rotation=20)
+    return _save(fig, out, "frontdoor.png", results)
+
+
+def _latency(results, out):
+    names = list(results["latency"])
+    lat = results["latency"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    x = range(len(names))
+    a1.bar([i - 0.2 for i in x], [lat[n]["paced"]["latency_ms"]["p50"] for n in names], width=0.4, label="p50")
+    a1.bar([i + 0.2 for i in x], [lat[n]["paced"]["latency_ms"]["p99"] for n in names], width=0.4, label="p99")
+    a1.set_xticks(list(x), names, fontsize=7, rotation=20)
+    a1.set_ylabel("ms")
+    a1.set_title("QoS 1 publish to receive, %d msg/s" % results["settings"]["rate"], fontsize=9)
+    a1.legend()
+    a2.bar(names, [lat[n]["throughput"]["messages_per_second"] or 0 for n in names])
+    a2.tick_params(axis="x", labelsize=7, rotation=20)
+    a2.set_title("QoS 1 messages per second, one publisher", fontsize=9)
+    return _save(fig, out, "latency.png", results)
+
+
+def draw(results, out):
+    """Every plot the results have figures for; the paths written."""
+    drawn = []
+    for key, fn in (("converge", _converge), ("noop", _noop), ("scaling", _scaling), ("frontdoor", _frontdoor),
+                    ("latency", _latency)):
+        if results.get(key):
+            drawn.append(fn(results, out))
+    return drawn

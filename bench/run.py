@@ -239,10 +239,12 @@ def bench_scaling(results, sizes, first=None):
         else:
             lab = Lab(size)
             log("scaling: %d EMQX nodes, cold converge and a no-op rerun" % size)
-            lab.create()
-            cold = lab.site(label="cold")["wall_seconds"]
-            noop = lab.site(label="noop")["wall_seconds"]
-            lab.destroy()
+            try:
+                lab.create()
+                cold = lab.site(label="cold")["wall_seconds"]
+                noop = lab.site(label="noop")["wall_seconds"]
+            finally:
+                lab.destroy()
         results["scaling"][str(size)] = {"cold_seconds": cold, "noop_seconds": noop}
     if len(sizes) > 1:
         low, high = results["scaling"][str(sizes[0])], results["scaling"][str(sizes[-1])]
@@ -402,6 +404,11 @@ def machine():
             "load_average_at_start": os.getloadavg()}
 
 
+def save(results):
+    """bench/results/bench.json as it stands: a run cut short keeps the phases it finished."""
+    (RESULTS / "bench.json").write_text(json.dumps({k: v for k, v in results.items() if v is not None}, indent=1) + "\n")
+
+
 def print_table(results):
     rows = []
     c = results.get("converge")
@@ -452,6 +459,7 @@ def main():
     try:
         if "converge" in only:
             bench_converge(results, lab)
+            save(results)
         elif only & {"noop", "frontdoor", "latency", "scaling"}:
             lab.create()
             results["converge"] = None
@@ -459,10 +467,13 @@ def main():
         first = None
         if "noop" in only:
             bench_noop(results, lab, args.rounds)
+            save(results)
         if "frontdoor" in only:
             bench_frontdoor(results, lab, args.connections, args.hold)
+            save(results)
         if "latency" in only:
             bench_latency(results, lab, args.messages, args.rate)
+            save(results)
         if "scaling" in only:
             if results.get("converge") and "noop" in results:
                 first = (sizes[0], results["converge"]["cold_seconds"],
@@ -470,12 +481,13 @@ def main():
             if not args.keep:
                 lab.destroy()
             bench_scaling(results, sizes, first)
+            save(results)
     finally:
         if not args.keep:
             lab.destroy()
     results = {k: v for k, v in results.items() if v is not None}
     results["bench_seconds"] = round(time.monotonic() - started, 1)
-    (RESULTS / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    save(results)
     print_table(results)
     try:
         import plots

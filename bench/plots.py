@@ -20,15 +20,15 @@ def _save(fig, out, name, results):
 def _converge(results, out):
     c = results["converge"]
     roles = sorted(c["roles"].items(), key=lambda kv: -kv[1]["seconds"])
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     left = 0.0
     for name, entry in roles:
-        ax.barh("site.yml", entry["seconds"], left=left, label="%s (%d tasks)" % (name, entry["tasks"]))
+        ax.barh("site.yml", entry["seconds"], left=left, label="%s (%d tasks)" % (name.lstrip("_"), entry["tasks"]))  # matplotlib hides "_" labels
         left += entry["seconds"]
     ax.barh("floor (docker exec)", c["floor_seconds"], color="grey")
     ax.set_xlabel("seconds, cold, %d tasks" % c["tasks"])
     ax.set_title("Cold converge of the lab against the floor: ratio %.2f" % c["ratio"])
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
     return _save(fig, out, "converge.png", results)
 
 

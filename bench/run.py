@@ -447,7 +447,13 @@ def main():
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="leave the last lab running")
+    parser.add_argument("--plots-only", action="store_true", help="draw the plots again from bench/results/bench.json")
     args = parser.parse_args()
+    if args.plots_only:
+        import plots
+        for path in plots.draw(json.loads((RESULTS / "bench.json").read_text()), RESULTS):
+            print("wrote", path.relative_to(TOP))
+        return
     only = set(args.only.split(","))
     sizes = [int(s) for s in args.sizes.split(",")]
     if not STANDIN_DEB.exists():

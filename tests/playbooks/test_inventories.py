@@ -13,12 +13,13 @@ import yaml
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 # The ansible commands of the interpreter running the tests (the project's virtualenv).
-ENV = dict(os.environ, PATH=os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ.get("PATH", "")]), ANSIBLE_COLLECTIONS_PATH=str(TOP / ".collections"), ANSIBLE_NOCOLOR="1")
+BIN = str(pathlib.Path(sys.executable).parent)
+ENV = dict(os.environ, PATH=os.pathsep.join([BIN, os.environ.get("PATH", "")]), ANSIBLE_COLLECTIONS_PATH=str(TOP / ".collections"), ANSIBLE_NOCOLOR="1")
 SECRET_VARS = ("emq_node_cookie", "emq_node_dashboard_password", "haproxy_lb_stats_password")
 
 
 def ansible(*args):
-    return subprocess.run(list(args), cwd=TOP, env=ENV, capture_output=True, text=True, timeout=120)
+    return subprocess.run(list(args), cwd=TOP, env=ENV, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("inventory, nodes, haproxy", [

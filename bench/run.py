@@ -120,6 +120,7 @@ class Lab:
             "emq_node_firewall_client_networks": [GATEWAY + "/32"] + [a + "/32" for _, a in self.stock],
         }
         (self.dir / "extra.json").write_text(json.dumps(extra))
+        (self.dir / "extra.json").chmod(0o600)  # it holds the bench lab's cookie and passwords
         platforms = {"molecule_scenario_name": "bench", "molecule_yml": {
             "driver": {"docker_networks": [{"name": NETWORK, "subnet": SUBNET}]},
             "platforms": [{"name": n, "image": IMAGE, "networks": [{"name": NETWORK, "ipv4_address": a}]}

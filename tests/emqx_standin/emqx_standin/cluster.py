@@ -18,6 +18,7 @@ import hmac
 import ipaddress
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -33,6 +34,10 @@ RPC_BASE = 5370
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_TIMEOUT = 4.0
 CONNECT_TIMEOUT = 3.0
+# ekka_autocluster: ?DISCOVER_AND_JOIN_RETRY_INTERVAL is 5000 ms, a macro (not configurable); a
+# strategy whose lock/1 returns `ignore` (static) sleeps rand:uniform(3000) ms before discovering
+AUTOCLUSTER_RETRY_INTERVAL = 5.0
+AUTOCLUSTER_LOCK_IGNORE_SLEEP = 3.0
 
 
 class NodeDown(Exception):
@@ -312,6 +317,9 @@ class ClusterManager:
         self.autocluster_enabled = node.conf["cluster"]["discovery_strategy"] not in ("manual", "singleton")
         self.autocluster_task = None
         self.first_boot = False
+        # mria_membership's local member guid: made when mria (re)starts, i.e. at boot and again
+        # after every join or leave; the smallest one is the "oldest" member (mria_membership:oldest)
+        self.member_guid = _new_guid()
         self._stopping = False
         self._rpc_ssl_server = None
         self._rpc_ssl_client = None
@@ -522,7 +530,10 @@ class ClusterManager:
                     return
                 req = json.loads(line)
                 try:
-                    resp = await self.node.handle_op(req, peer, hidden)
+                    if req.get("op") == "local_member":   # mria_membership:local_member/0
+                        resp = {"guid": self.member_guid, "node": self.name}
+                    else:
+                        resp = await self.node.handle_op(req, peer, hidden)
                 except Exception as e:  # report, keep the connection usable
                     self.log("error", "dist op %s from %s failed: %r" % (req.get("op"), peer, e))
                     resp = {"error": repr(e), "exception": True}
@@ -730,6 +741,7 @@ class ClusterManager:
                 self._mark_up(target)
                 await self._initial_contact(timeout=2.0)
                 self.sync_links()
+                self.member_guid = _new_guid()   # mria restarted to join
                 self.log("warning", "joined cluster %s via %s" % (self.conf["cluster"]["name"], target))
                 node.after_join()
                 return "ok"
@@ -759,6 +771,7 @@ class ClusterManager:
         for p in self.peers():
             self._mark_down(p, quiet=True)
         self._reset_standalone("left the cluster")
+        self.member_guid = _new_guid()   # mria:leave restarts mria
         self.save()
         self.sync_links()
         if not quiet:
@@ -790,36 +803,108 @@ class ClusterManager:
         self.log("warning", "node %s was removed from the cluster" % erlfmt.atom(target))
         return "ok"
 
+    # ------------------------------------------------------------------ autocluster (ekka)
     async def _autocluster(self):
-        """ekka autocluster with static seeds: while alone, join the cluster of a running seed."""
-        seeds = [s for s in self.conf["cluster"]["static"]["seeds"] if s != self.name]
+        """ekka_autocluster's loop (ekka 0.23.2): wait for the app, discover and join, and keep
+        doing so every 5 s until discovery is complete (all seeds alive, and this node registered
+        and clustered), then stop. Started once at boot (emqx_machine_boot:start_autocluster) and
+        by `cluster discovery enable`; `cluster leave` stops it."""
         strategy = self.conf["cluster"]["discovery_strategy"]
         if strategy != "static":
             self.log("warning", "cluster discovery strategy %s is not implemented by this stand-in" % strategy)
             return
-        if not seeds:
-            return
-        delay = 0.3
         while self.autocluster_enabled and not self._stopping:
-            if self.peers():
+            await self._wait_application_ready(10)
+            result = await self._discover_and_join()
+            if self._is_discovery_complete(result):
+                self.log("info", "Ekka(AutoCluster): discovery complete")
                 return
-            for seed in sorted(set(seeds)):
-                if not self.autocluster_enabled or self.peers():
-                    return
-                try:
-                    resp = await self._call(seed, "get_state", timeout=3.0)
-                except (NodeDown, RuntimeError):
-                    continue
-                if resp.get("status") != "running" or "state" not in resp:
-                    continue
-                n_members = sum(1 for e in resp["state"]["members"].values() if e.get("in"))
-                if n_members > 1 or seed < self.name:
-                    result = await self.join(seed)
-                    if result == "ok":
-                        self.log("warning", "autocluster: joined %s" % seed)
-                        return
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 3.0)
+            await asyncio.sleep(AUTOCLUSTER_RETRY_INTERVAL)
+
+    async def _wait_application_ready(self, retries):
+        while retries > 0 and self.node.status != "running":
+            await asyncio.sleep(1.0)
+            retries -= 1
+
+    def _seeds(self):
+        return list(self.conf["cluster"]["static"]["seeds"])
+
+    async def _is_aliving(self, node):
+        """ekka_node:is_aliving/1: this node, a connected node, or net_adm:ping/1 = pong."""
+        if node == self.name or node in self.up:
+            return True
+        try:
+            conn = await DistConn.open(self.name, self.cookie, node, inet6=self.inet6, log=self.log)
+        except NodeDown:
+            return False
+        conn.close()
+        return True
+
+    async def _discover_and_join(self):
+        """ekka_autocluster:discover_and_join/0 for the static strategy: "ok" | "ignore" | "error"."""
+        # ekka_cluster_static:lock/1 returns ignore -> timer:sleep(rand:uniform(3000))
+        await asyncio.sleep(random.uniform(0.001, AUTOCLUSTER_LOCK_IGNORE_SLEEP))
+        if not self.autocluster_enabled or self._stopping:
+            return "error"
+        nodes = self._seeds()
+        alive_flags = await asyncio.gather(*(self._is_aliving(n) for n in nodes))
+        alive = [n for n, a in zip(nodes, alive_flags) if a]
+        dead = [n for n, a in zip(nodes, alive_flags) if not a]
+        res = await self._maybe_join(alive)
+        if dead:
+            self.log("info", "Ekka(AutoCluster): discovered nodes are not responding: [%s]"
+                     % ",".join(erlfmt.atom(n) for n in dead))
+            return "error"
+        return "error" if isinstance(res, tuple) else res
+
+    async def _maybe_join(self, alive):
+        if not alive:
+            return "ignore"
+        nodes = sorted(set(alive))
+        if nodes == sorted(set(self.members_in())):
+            return "ignore"    # all discovered nodes already in cluster
+        oldest = await self._find_oldest_node(nodes)
+        if oldest is None or oldest == self.name:
+            return "ignore"
+        self.log("info", "Ekka(AutoCluster): joining with %s" % erlfmt.atom(oldest))
+        res = await self.join(oldest)
+        if isinstance(res, tuple) and res[1].startswith("{already_in_cluster,"):
+            return "ignore"
+        if res == "ok":
+            self.log("warning", "autocluster: joined %s" % oldest)
+        return res
+
+    async def _find_oldest_node(self, nodes):
+        """mria_membership:oldest/1 over every discovered node's local member: smallest guid."""
+        if len(nodes) == 1:
+            return nodes[0]
+
+        async def guid_of(n):
+            if n == self.name:
+                return self.member_guid
+            try:
+                resp = await self._call(n, "local_member", timeout=5.0)
+            except (NodeDown, RuntimeError):
+                return None
+            return resp.get("guid")
+        guids = await asyncio.gather(*(guid_of(n) for n in nodes))
+        if any(g is None for g in guids):
+            self.log("error", "Ekka(AutoCluster): bad_nodes_found, failed_nodes: [%s]"
+                     % ",".join(erlfmt.atom(n) for n, g in zip(nodes, guids) if g is None))
+            return None
+        return min(zip(guids, nodes))[1]
+
+    def _is_discovery_complete(self, result):
+        registered = self.name in self._seeds()   # ekka_cluster_static:discover/1 lists this node
+        if result == "ignore":
+            return registered
+        in_cluster = self.members_in() != [self.name]
+        return registered and in_cluster and result == "ok"
+
+
+def _new_guid():
+    """Like mria_guid: microsecond timestamp first, so a smaller guid is an older member."""
+    return time.time_ns() // 1000
 
 
 def _newer(a, b):

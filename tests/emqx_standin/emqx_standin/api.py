@@ -2,12 +2,17 @@
 
 No auth: GET /status, /api/v5/status (text or ?format=json; 503 + retry-after while not running).
 POST /api/v5/login {username, password} -> token. Everything else under /api/v5 needs HTTP Basic
-with an API key:secret (from api_key.bootstrap_file) or a Bearer token from /login.
+with an API key:secret (from api_key.bootstrap_file) or a Bearer token from /login, as
+emqx_dashboard:authorize/2 and emqx_mgmt_auth:authorize/4 decide (API keys are refused on the
+users, logout and api_key paths). Unknown paths are 404 before any auth.
 """
 
 import asyncio
 import base64
+import datetime
+import hashlib
 import json
+import re
 import secrets
 import ssl
 import time
@@ -58,6 +63,31 @@ def _json(status, obj, headers=None):
 
 def _error(status, code, message):
     return _json(status, {"code": code, "message": message})
+
+
+API_KEY_NOT_ALLOW_MSG = "This API Key don't have permission to access this resource"
+
+
+def _unauthorized(code, message):
+    """emqx_dashboard:return_unauthorized/2."""
+    return _json(401, {"code": code, "message": message},
+                 {"WWW-Authenticate": 'Basic Realm="emqx-dashboard"'})
+
+
+def _rfc3339(epoch):
+    """calendar:system_time_to_rfc3339(Epoch, [{unit, second}]): local time with its offset."""
+    t = datetime.datetime.fromtimestamp(int(epoch)).astimezone()
+    off = t.strftime("%z")
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + off[:3] + ":" + off[3:]
+
+
+def _base62(data):
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    n, out = int.from_bytes(data, "big"), ""
+    while n:
+        n, r = divmod(n, 62)
+        out = alphabet[r] + out
+    return out or "0"
 
 
 class ApiServer:
@@ -151,84 +181,143 @@ class ApiServer:
         await writer.drain()
 
     # ------------------------------------------------------------------ routing
+    # (path pattern, methods, api-key resource refused by emqx_mgmt_auth:authorize/4 or None).
+    # `{x}` matches one path segment. Paths not listed are 404 before any auth, as EMQX's
+    # emqx_dashboard_not_found catch-all.
+    ROUTES = [
+        ("login", {"POST"}, None),
+        ("logout", {"POST"}, "logout"),
+        ("users", {"GET"}, "users"),
+        ("users/{}", {"DELETE"}, "users"),
+        ("users/{}/change_pwd", {"POST"}, None),
+        ("api_key", {"GET", "POST"}, "api_key"),
+        ("api_key/{}", {"GET", "DELETE"}, "api_key"),
+        ("nodes", {"GET"}, None),
+        ("nodes/{}", {"GET"}, None),
+        ("cluster", {"GET"}, None),
+        ("cluster/{}/invite", {"PUT"}, None),
+        ("cluster/{}/force_leave", {"DELETE"}, None),
+        ("clients", {"GET"}, None),
+        ("clients/{}", {"GET"}, None),
+        ("listeners", {"GET"}, None),
+        ("publish", {"POST"}, None),
+        ("status", {"GET"}, None),
+    ]
+
+    def _route(self, parts):
+        for pattern, methods, refused in self.ROUTES:
+            pp = pattern.split("/")
+            if len(pp) == len(parts) and all(x == "{}" or x == y for x, y in zip(pp, parts)):
+                return pattern, methods, refused
+        return None
+
     async def dispatch(self, req):
         path = req.path.rstrip("/") or "/"
         method = "GET" if req.method == "HEAD" else req.method
-        if path in ("/status", "/api/v5/status"):
+        if path == "/status":
             if method != "GET":
                 return _error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
             return self.status(req)
-        if path == "/api/v5/login":
-            if method != "POST":
-                return _error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
-            return self.login(req)
         if not path.startswith("/api/v5/"):
             if path in ("/", "/index.html"):
                 return 200, {"content-type": "text/html"}, b"<html><body>EMQX Dashboard (stand-in)</body></html>"
             return _error(404, "NOT_FOUND", "Request Path Not Found")
-        who, err = self.authenticate(req)
+        parts = path[len("/api/v5/"):].split("/")
+        route = self._route(parts)
+        if route is None:
+            return _error(404, "NOT_FOUND", "Request Path Not Found")
+        pattern, methods, refused = route
+        if method not in methods:
+            return _error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
+        if pattern == "status":                      # security => []
+            return self.status(req)
+        if pattern == "login":
+            return self.login(req)
+        who, err = self.authenticate(req, refused)
         if err:
             return err
-        parts = path[len("/api/v5/"):].split("/")
         role = who[1]
         if role == "viewer" and method != "GET":
-            return _error(403, "FORBIDDEN", "Viewers are not allowed to do this")
+            return _error(403, "UNAUTHORIZED_ROLE", API_KEY_NOT_ALLOW_MSG)
         if role == "publisher" and parts[0] != "publish":
-            return _error(403, "FORBIDDEN", "Publishers may only publish")
-        if parts == ["nodes"] and method == "GET":
+            return _error(403, "UNAUTHORIZED_ROLE", API_KEY_NOT_ALLOW_MSG)
+        if pattern == "nodes":
             return _json(200, await self.nodes())
-        if len(parts) == 2 and parts[0] == "nodes" and method == "GET":
+        if pattern == "nodes/{}":
             for n in await self.nodes():
                 if n["node"] == parts[1]:
                     return _json(200, n)
             return _error(404, "NOT_FOUND", "Node not found")
-        if parts == ["cluster"] and method == "GET":
+        if pattern == "cluster":
             c = self.node.cluster
             return _json(200, {"name": self.node.conf["cluster"]["name"], "nodes": c.running_nodes(),
                                "self": self.node.name})
-        if len(parts) == 3 and parts[0] == "cluster" and parts[2] == "invite" and method == "PUT":
+        if pattern == "cluster/{}/invite":
             return await self.invite(req, parts[1])
-        if len(parts) == 3 and parts[0] == "cluster" and parts[2] == "force_leave" and method == "DELETE":
+        if pattern == "cluster/{}/force_leave":
             return await self.force_leave(parts[1])
-        if parts == ["clients"] and method == "GET":
+        if pattern == "clients":
             return await self.clients(req)
-        if len(parts) == 2 and parts[0] == "clients" and method == "GET":
+        if pattern == "clients/{}":
             for c in await self.all_clients():
                 if c.get("clientid") == parts[1]:
                     return _json(200, c)
             return _error(404, "CLIENTID_NOT_FOUND", "Client ID not found")
-        if len(parts) == 3 and parts[0] == "users" and parts[2] == "change_pwd" and method == "POST":
-            return self.change_pwd(req, parts[1], who)
-        if parts == ["listeners"] and method == "GET":
+        if pattern == "users/{}/change_pwd":
+            return self.change_pwd(req, parts[1])
+        if pattern == "users":
+            return _json(200, self.users())
+        if pattern == "users/{}":
+            return self.delete_user(req, parts[1], who)
+        if pattern == "logout":
+            return self.logout(req, who)
+        if pattern == "api_key":
+            return self.api_key_list() if method == "GET" else self.api_key_create(req)
+        if pattern == "api_key/{}":
+            return self.api_key_by_name(method, parts[1])
+        if pattern == "listeners":
             return _json(200, self.listeners())
-        if parts == ["publish"] and method == "POST":
+        if pattern == "publish":
             return self.publish(req)
         return _error(404, "NOT_FOUND", "Request Path Not Found")
 
-    def authenticate(self, req):
+    def authenticate(self, req, refused=None):
+        """emqx_dashboard:authorize/2 (and emqx_mgmt_auth:authorize/4 for Basic): (who, None) or
+        (None, error response)."""
         auth = req.headers.get("authorization", "")
-        scheme, _, cred = auth.partition(" ")
+        scheme, _, cred = auth.strip().partition(" ")
         scheme = scheme.lower()
-        if scheme == "basic":
+        cred = cred.strip()
+        if scheme == "basic" and cred:
             try:
-                key, _, secret = base64.b64decode(cred.strip()).decode().partition(":")
+                key, sep, secret = base64.b64decode(cred, validate=True).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError):
-                return None, _error(401, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret failed")
-            rec = self.node.cluster.state["data"]["api_keys"].get(key)
-            if rec and rec.get("enable", True) and check_password(rec, secret):
+                key, sep, secret = "", "", ""
+            if not sep:
+                return None, _error(400, "BAD_REQUEST", "Malformed authorization header")
+            if refused:
+                return None, _unauthorized(
+                    "API_KEY_NOT_ALLOW", "Please use bearer Token instead, using API key/secret in %s path "
+                    "is not permitted" % refused)
+            _, rec = self.node.find_api_key(key)
+            expired_at = rec.get("expired_at", "infinity") if rec else None
+            if (rec and rec.get("enable", True) and check_password(rec, secret)
+                    and (expired_at in ("infinity", None) or expired_at >= int(time.time()))):
                 return (key, rec.get("role", "administrator")), None
-            return None, _error(401, "BAD_API_KEY_OR_SECRET", "Check api_key/api_secret failed")
-        if scheme == "bearer":
-            tok = self.tokens.get(cred.strip())
-            if tok and tok[1] > time.time():
-                user = self.node.get_user(tok[0])
-                if user:
-                    return (tok[0], user.get("role", "administrator")), None
-            return None, _error(401, "TOKEN_TIME_OUT", "Token expired, get new token by POST /login")
-        return None, _error(401, "BAD_TOKEN", "Get Token Failed")
+            return None, _unauthorized("BAD_API_KEY_OR_SECRET", "Check api_key/api_secret")
+        if scheme == "bearer" and cred:
+            tok = self.tokens.get(cred)
+            if tok is None:
+                return None, _error(401, "BAD_TOKEN", "Get a token by POST /login")
+            user = self.node.get_user(tok[0])
+            if tok[1] <= time.time() or user is None:
+                return None, _error(401, "TOKEN_TIME_OUT", "Token expired, get new token by POST /login")
+            return (tok[0], user.get("role", "administrator"), cred), None
+        return None, _unauthorized("AUTHORIZATION_HEADER_ERROR", "Support authorization: basic/bearer ")
 
     # ------------------------------------------------------------------ handlers
     def status(self, req):
+        """emqx_mgmt_api_status.erl: exactly node_name, rel_vsn, broker_status, app_status."""
         n = self.node
         running = n.status == "running"
         fmt = req.query.get("format", "text")
@@ -236,7 +325,7 @@ class ApiServer:
         app_status = "running" if running else "not_running"
         headers = {"retry-after": "15"}
         if fmt == "json":
-            body = json.dumps({"node_name": n.name, "cluster": n.conf["cluster"]["name"],
+            body = json.dumps({"node_name": n.name,
                                "rel_vsn": ("e" if EDITION == "enterprise" else "v") + VERSION,
                                "broker_status": broker_status, "app_status": app_status}).encode()
             headers["content-type"] = "application/json"
@@ -246,9 +335,12 @@ class ApiServer:
         return (200 if running else 503), headers, body
 
     def login(self, req):
+        """emqx_dashboard_api:login/2; open source drops `role` from the reply (filter_result)."""
         try:
             body = req.json()
         except ValueError:
+            body = {}
+        if not isinstance(body, dict):
             body = {}
         username = str(body.get("username", ""))
         password = str(body.get("password", ""))
@@ -258,21 +350,118 @@ class ApiServer:
         token = secrets.token_urlsafe(32)
         ttl = self.node.conf["dashboard"].get("token_expired_time", 3600000) / 1000.0
         self.tokens[token] = (username, time.time() + ttl)
-        return _json(200, {"token": token, "version": VERSION,
-                           "license": {"edition": "ee" if EDITION == "enterprise" else "opensource"},
-                           "role": rec.get("role", "administrator")})
+        out = {"token": token, "version": VERSION,
+               "license": {"edition": "ee" if EDITION == "enterprise" else "ce"}}
+        if EDITION == "enterprise":
+            out["role"] = rec.get("role", "administrator")
+        return _json(200, out)
 
-    def change_pwd(self, req, username, who):
+    def logout(self, req, who):
+        body = req.json() or {}
+        username = body.get("username") if isinstance(body, dict) else None
+        tok = self.tokens.get(who[2]) if len(who) > 2 else None
+        if tok and tok[0] == username:
+            del self.tokens[who[2]]
+            return 204, {}, b""
+        return _error(401, "WRONG_TOKEN_OR_USERNAME", "Ensure your token & username")
+
+    def users(self):
+        out = []
+        for name, rec in sorted(self.node.cluster.state["data"]["users"].items()):
+            if not rec.get("deleted"):
+                u = {"username": name, "description": rec.get("description", "")}
+                if EDITION == "enterprise":
+                    u["role"] = rec.get("role", "administrator")
+                out.append(u)
+        return out
+
+    def delete_user(self, req, username, who):
+        if username == self.node.conf["dashboard"]["default_username"]:
+            return _error(400, "NOT_ALLOWED", 'Cannot delete user <<"%s">>' % username)
+        if username == who[0]:
+            return _error(400, "NOT_ALLOWED", "Cannot delete self")
+        if self.node.get_user(username) is None:
+            return _error(404, "USER_NOT_FOUND", "username_not_found")
+        self.node.cluster.put_record("users", username, {"deleted": True, "salt": "", "hash": ""})
+        self.drop_tokens(username)
+        return 204, {}, b""
+
+    def change_pwd(self, req, username):
+        """emqx_dashboard_api:change_pwd/2 -> emqx_dashboard_admin:change_password/3."""
         body = req.json()
+        if not isinstance(body, dict):
+            body = {}
+        old, new = body.get("old_pwd"), body.get("new_pwd")
+        if old in (None, "") or new in (None, ""):
+            return _error(400, "BAD_REQUEST", "Old password or new password undefined")
         rec = self.node.get_user(username)
         if rec is None:
             return _error(404, "USER_NOT_FOUND", "User not found")
-        if not check_password(rec, str(body.get("old_pwd", ""))):
-            return _error(400, "BAD_REQUEST", "password_error")
-        err = self.node.change_password(username, str(body.get("new_pwd", "")))
+        if not check_password(rec, str(old)):
+            return _error(400, "ERROR_PWD_NOT_MATCH", "Old password not match")
+        err = self.node.change_password(username, str(new))
+        if err == "username_not_found":
+            return _error(404, "USER_NOT_FOUND", "User not found")
         if err:
             return _error(400, "BAD_REQUEST", err)
         return 204, {}, b""
+
+    # ---- emqx_mgmt_api_api_keys.erl
+    @staticmethod
+    def _format_app(name, rec):
+        """emqx_mgmt_auth:format/1 (open source: format_app_extend removes `role`); no api_secret."""
+        expired_at = rec.get("expired_at", "infinity")
+        out = {"name": name, "api_key": rec.get("api_key", name),
+               "expired_at": "infinity" if expired_at in ("infinity", None) else _rfc3339(expired_at),
+               "created_at": _rfc3339(rec.get("created_at", 0)),
+               "desc": rec.get("desc", ""), "enable": rec.get("enable", True),
+               "expired": expired_at not in ("infinity", None) and expired_at < int(time.time())}
+        if EDITION == "enterprise":
+            out["role"] = rec.get("role", "administrator")
+        return out
+
+    def api_key_list(self):
+        return _json(200, [self._format_app(n, r) for n, r in sorted(self.node.api_apps().items())])
+
+    def api_key_by_name(self, method, name):
+        if not (0 < len(name.encode()) <= 256) or not re.match(r"^[A-Za-z]+[A-Za-z0-9-_]*$", name):
+            return _error(400, "BAD_REQUEST", "Name should be ^[A-Za-z]+[A-Za-z0-9-_]*$")
+        rec = self.node.api_apps().get(name)
+        if rec is None:
+            return _error(404, "NOT_FOUND", "Name NOT FOUND")
+        if method == "DELETE":
+            self.node.delete_api_key(name)
+            return 204, {}, b""
+        return _json(200, self._format_app(name, rec))
+
+    def api_key_create(self, req):
+        body = req.json()
+        if not isinstance(body, dict):
+            return _error(400, "BAD_REQUEST", "body must be an object")
+        name = body.get("name")
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z]+[A-Za-z0-9-_]*$", name) or len(name) > 256:
+            return _error(400, "BAD_REQUEST", "Name should be ^[A-Za-z]+[A-Za-z0-9-_]*$")
+        role = body.get("role", "administrator")
+        from .node import API_ROLES, hash_password
+        if role not in API_ROLES:
+            return _error(400, "BAD_REQUEST", '<<"Role does not exist">>')
+        apps = self.node.api_apps()
+        if len(apps) >= 100:
+            return _error(400, "BAD_REQUEST", '"Maximum number of ApiKeys reached."')
+        api_key = hashlib.sha512(name.encode()).hexdigest()[:16]
+        if name in apps:
+            return _error(400, "BAD_REQUEST", "name_already_existed")
+        if any(r.get("api_key", n) == api_key for n, r in apps.items()):
+            return _error(400, "BAD_REQUEST", "api_key_already_existed")
+        secret = _base62(secrets.token_bytes(32))
+        salt, h = hash_password(secret)
+        expired_at = body.get("expired_at")
+        rec = {"api_key": api_key, "salt": salt, "hash": h, "enable": bool(body.get("enable", True)),
+               "desc": str(body.get("desc", "")), "role": role,
+               "expired_at": expired_at if isinstance(expired_at, int) else "infinity",
+               "created_at": int(time.time())}
+        self.node.cluster.put_record("api_keys", name, rec)
+        return _json(200, dict(self._format_app(name, rec), api_secret=secret))
 
     async def _peer_call(self, peer, op, timeout=5.0, **args):
         c = self.node.cluster

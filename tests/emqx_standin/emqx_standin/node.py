@@ -17,7 +17,40 @@ from .cluster import ClusterManager, parse_name
 
 LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 DEFAULT_COOKIE = "emqxsecretcookie"
-ROLES = ("administrator", "viewer", "publisher")
+# emqx_mgmt_auth:valid_role/1: open source knows only the default role; enterprise (5.9+) asks
+# emqx_dashboard_rbac:valid_api_role/1 (viewer, publisher, administrator)
+API_ROLE_DEFAULT = "administrator"
+API_ROLES = ("administrator", "viewer", "publisher") if EDITION == "enterprise" else ("administrator",)
+# emqx_mgmt_auth:init_bootstrap_file/1 compiles "(.+):(.+)(?::(.+))?$" with [ungreedy]: every
+# quantifier is lazy, the optional role group included
+_BOOTSTRAP_RE = re.compile(r"(.+?):(.+?)(?::(.+?))??$")
+# string:trim/1 trims Unicode white space at both ends
+_ERL_WHITESPACE = " \t\n\x0b\x0c\r\x85\u200e\u200f\u2028\u2029"
+
+
+def _read_lines(raw):
+    """file:read_line/1 over the whole file: lines split after each newline."""
+    parts = raw.decode("utf-8", "surrogateescape").split("\n")
+    return [x + "\n" for x in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def parse_bootstrap_line(line, roles=None):
+    """emqx_mgmt_auth:parse_bootstrap_line/2 on a trimmed line: (key, secret, role) or the error reason."""
+    m = _BOOTSTRAP_RE.search(line)
+    if not m:
+        return "invalid_format"
+    key, secret, role = m.group(1), m.group(2), m.group(3)
+    if role is None:
+        return key, secret, API_ROLE_DEFAULT
+    if role not in (API_ROLES if roles is None else roles):
+        return '{"invalid_role",<<"%s">>}' % role
+    return key, secret, role
+
+
+def bootstrap_name(api_key):
+    """generate_unique_name(<<"from_bootstrap_file_">>, ApiKey): the first 16 lowercase hex digits of
+    sha512(ApiKey)."""
+    return "from_bootstrap_file_" + hashlib.sha512(api_key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def level_no(level):
@@ -95,22 +128,42 @@ def check_password(rec, password):
     return secrets.compare_digest(h, rec.get("hash", ""))
 
 
-_LETTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_NUMBERS = set("0123456789")
-_SPECIALS = set("!@#$%^&*()_+-=[]{}\"|;':,./<>?`~ ")
+# emqx_dashboard_admin.erl: ?LETTER, ?NUMBER, ?SPECIAL_CHARS (no backslash among the specials)
+_LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NUMBERS = frozenset(b"0123456789")
+_SPECIALS = frozenset(b"!@#$%^&*()_+-=[]{}\"|;':,./<>?`~ ")
+BAD_PASSWORD_LEN = "The range of password length is 8~64"
+INVALID_PASSWORD_MSG = ("Bad password. At least two different kind of characters from groups of letters, numbers, "
+                        "and special characters. For example, if password is composed from letters, it must "
+                        "contain at least one number or a special character.")
+NON_ASCII_MSG = "Only ascii characters are allowed in the password"
+
+
+def _utf8(s):
+    return s.encode("utf-8", "surrogateescape") if isinstance(s, str) else bytes(s)
 
 
 def legal_password(pw):
-    """emqx_dashboard_admin:legal_password/1."""
-    if not 8 <= len(pw) <= 64:
-        return "The range of password length is 8~64"
-    kinds = sum(1 for group in (_LETTERS, _NUMBERS, _SPECIALS) if any(c in group for c in pw))
+    """emqx_dashboard_admin:legal_password/1: the length is counted in UTF-8 bytes (binary_to_list),
+    8..64; then at least two kinds among letters / digits / ?SPECIAL_CHARS; then ASCII only.
+    Returns None when legal, else EMQX's message."""
+    b = _utf8(pw)
+    if not 8 <= len(b) <= 64:
+        return BAD_PASSWORD_LEN
+    kinds = sum(1 for group in (_NUMBERS, _LETTERS, _SPECIALS) if any(c in group for c in b))
     if kinds < 2:
-        return ("Bad password. At least two different kind of characters from groups of letters, numbers, "
-                "and special characters. For example, if password is composed from letters, it must contain "
-                "at least one number or a special character.")
-    if any(c not in _LETTERS | _NUMBERS | _SPECIALS for c in pw):
-        return "Only ascii characters are allowed in the password"
+        return INVALID_PASSWORD_MSG
+    if any(c > 0x7F for c in b):
+        return NON_ASCII_MSG
+    return None
+
+
+def legal_username(name):
+    """emqx_dashboard_admin:legal_username/1."""
+    if name == "":
+        return "Username cannot be empty"
+    if not re.fullmatch(r"[_a-zA-Z0-9]*", name):
+        return "Bad Username. Only upper and lower case letters, numbers and underscores are supported"
     return None
 
 
@@ -315,37 +368,61 @@ class Node:
             self.log("info", "dashboard user %s created" % user)
 
     def _load_bootstrap_keys(self):
+        """emqx_mgmt_auth:try_init_bootstrap_file/0 (core nodes only, at every start)."""
+        if self.conf["node"].get("role", "core") != "core":
+            return
         path = self.conf["api_key"].get("bootstrap_file") or ""
         if not path:
             return
+        path = schema.interpolate_env(str(path))
         try:
-            with open(path, encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
+            with open(path, "rb") as fh:
+                raw = fh.read()
         except OSError as e:
-            self.log("error", "msg: failed_to_init_api_key_bootstrap_file, file: %s, reason: %s"
-                     % (path, e.strerror or e))
+            self.log("error", "msg: failed_to_open_the_bootstrap_file, file: %s, reason: %s"
+                     % (path, (e.strerror or str(e)).lower()))
             return
-        loaded = 0
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
+        for lineno, text in enumerate(_read_lines(raw), 1):
+            line = text.strip(_ERL_WHITESPACE)
+            if not line:
                 continue
-            parts = line.strip().split(":")
-            ok = len(parts) in (2, 3) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{2,127}", parts[0]) \
-                and 3 <= len(parts[1]) <= 128
-            role = parts[2] if ok and len(parts) == 3 else "administrator"
-            if not ok or role not in ROLES:
-                self.log("error", "msg: failed_to_load_api_key_bootstrap_file_line, file: %s, line: %d, "
-                         "reason: invalid_format (expected key:secret[:role], no comments)" % (path, lineno))
-                continue
-            salt, h = hash_password(parts[1])
-            rec = self.cluster.state["data"]["api_keys"].get(parts[0])
-            if rec and check_password(rec, parts[1]) and rec.get("role") == role:
-                loaded += 1
-                continue
-            self.cluster.put_record("api_keys", parts[0], {"salt": salt, "hash": h, "role": role,
-                                                           "enable": True, "source": "bootstrap"})
-            loaded += 1
-        self.log("info", "loaded %d API key(s) from %s" % (loaded, path))
+            parsed = parse_bootstrap_line(line)
+            if isinstance(parsed, str):
+                # the first bad line stops loading: it and every later line are not loaded
+                self.log("error", "msg: failed_to_load_bootstrap_file, file: %s, line: %d, content: %s, "
+                         "reason: %s" % (path, lineno, line, parsed))
+                return
+            self.force_create_app(*parsed)
+
+    def api_apps(self):
+        """The emqx_app table: name -> record (api_key, salt, hash, enable, desc, role, expired_at,
+        created_at); deleted names are tombstones."""
+        return {n: r for n, r in self.cluster.state["data"]["api_keys"].items() if not r.get("deleted")}
+
+    def find_api_key(self, key):
+        for name, rec in self.api_apps().items():
+            if rec.get("api_key", name) == key:
+                return name, rec
+        return None, None
+
+    def delete_api_key(self, name):
+        if name not in self.api_apps():
+            return False
+        self.cluster.put_record("api_keys", name, {"deleted": True})
+        return True
+
+    def force_create_app(self, api_key, secret, role):
+        """emqx_mgmt_auth:force_create_app/1 with maybe_cleanup_api_key/1: insert or overwrite the
+        record named after the key; other names holding the same key are deleted. Never deletes a
+        key that is no longer in the file."""
+        name = bootstrap_name(api_key)
+        for other, rec in self.api_apps().items():
+            if rec.get("api_key", other) == api_key and other != name:
+                self.cluster.put_record("api_keys", other, {"deleted": True})
+        salt, h = hash_password(secret)
+        self.cluster.put_record("api_keys", name, {
+            "api_key": api_key, "salt": salt, "hash": h, "enable": True, "desc": "Bootstrapped From File",
+            "role": role, "expired_at": "infinity", "created_at": int(time.time())})
 
     def after_join(self):
         """Joining replaced local data with the cluster's (dashboard users, API keys)."""
@@ -550,30 +627,30 @@ class Node:
         return rec
 
     def change_password(self, username, password):
-        users = self.cluster.state["data"]["users"]
-        if self.get_user(username) is None:
-            return "username_not_found"
+        """emqx_dashboard_admin:change_password/2: legal_password first, then the user lookup.
+        Returns None or EMQX's error text."""
         err = legal_password(password)
         if err:
             return err
+        if self.get_user(username) is None:
+            return "username_not_found"
         salt, h = hash_password(password)
-        rec = dict(users[username], salt=salt, hash=h)
+        rec = dict(self.cluster.state["data"]["users"][username], salt=salt, hash=h)
         self.cluster.put_record("users", username, rec)
         if self.api:
             self.api.drop_tokens(username)
         return None
 
     def ctl_admins(self, args):
+        """emqx_dashboard_cli:admins/1: failures print `Error: <reason>` and exit 0."""
         if len(args) == 3 and args[0] == "passwd":
             err = self.change_password(args[1], args[2])
             return "ok\n" if err is None else "Error: %s\n" % err
-        if len(args) in (3, 4, 5) and args[0] == "add":
+        if len(args) in (3, 4) and args[0] == "add":
             username, password = args[1], args[2]
-            if self.get_user(username) is not None:
-                return "Error: username_already_exist\n"
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", username):
-                return "Error: Bad Username. Only upper and lower case letters, numbers and underscores are supported\n"
-            err = legal_password(password)
+            err = legal_username(username) or legal_password(password)
+            if not err and self.get_user(username) is not None:
+                err = "username_already_exists"
             if err:
                 return "Error: %s\n" % err
             salt, h = hash_password(password)
@@ -586,6 +663,8 @@ class Node:
                 return "Error: username_not_found\n"
             # deletion is replicated as a tombstone record
             self.cluster.put_record("users", args[1], {"deleted": True, "salt": "", "hash": ""})
+            if self.api:
+                self.api.drop_tokens(args[1])
             return "ok\n"
         return usage(ADMINS_USAGE)
 

@@ -449,7 +449,7 @@ class _WsState:
 class _Conn(asyncio.Protocol):
     __slots__ = ("broker", "L", "transport", "peer_ip", "peer_port", "ws", "buf", "stage", "proto_ver",
                  "proto_name", "clientid", "username", "keepalive", "clean_start", "will", "session", "last_rx",
-                 "created", "connected_at", "peercert_cn", "peercert", "aliases", "inflight_max", "max_pkt_out",
+                 "created", "connected_at", "peercert_cn", "peercert", "aliases", "out_aliases", "alias_max_out", "inflight_max", "max_pkt_out",
                  "recv_msg", "send_msg", "proxy_info", "counted", "closing_reason")
 
     def __init__(self, broker, L, peer, proxy_info):
@@ -473,6 +473,8 @@ class _Conn(asyncio.Protocol):
         self.peercert_cn = proxy_info.ssl_cn if proxy_info is not None else None
         self.peercert = None
         self.aliases = None
+        self.out_aliases = {}       # topic -> alias this channel assigned (emqx_channel topic_aliases.outbound)
+        self.alias_max_out = 0      # the client's CONNECT Topic-Alias-Maximum (init_alias_maximum)
         self.inflight_max = 32
         self.max_pkt_out = None
         self.recv_msg = 0
@@ -758,6 +760,8 @@ class _Conn(asyncio.Protocol):
                          "unsupported_protocol_version %r/%r" % (pkt["proto_name"], ver))
             return
         self.proto_ver = ver
+        if ver == 5:
+            self.alias_max_out = int(pkt["properties"].get("topic_alias_maximum", 0) or 0)
         self.proto_name = pkt["proto_name"]
         props = pkt["properties"]
         clientid = pkt["clientid"]
@@ -989,7 +993,10 @@ class _Conn(asyncio.Protocol):
                     props["message_expiry_interval"] = max(1, int(exp - (time.time() - msg.timestamp)))
                 if subid:
                     props["subscription_identifier"] = [subid]
-        pkt = mc.encode_publish(ver, msg.topic, msg.payload, qos, retain_flag, dup, pid, props)
+        topic = msg.topic
+        if ver == 5:
+            topic, props = self._packing_alias(topic, props)
+        pkt = mc.encode_publish(ver, topic, msg.payload, qos, retain_flag, dup, pid, props)
         if self.max_pkt_out and len(pkt) > self.max_pkt_out:
             self.broker.log("debug", "msg: dropped_msg_due_to_max_packet_size, clientid: %s, topic: %s"
                             % (self.clientid, msg.topic))
@@ -997,6 +1004,20 @@ class _Conn(asyncio.Protocol):
         self.write(pkt)
         self.send_msg += 1
         return True
+
+    def _packing_alias(self, topic, props):
+        """emqx_channel:packing_alias/2: a topic that has an alias goes out as an empty topic name
+        plus the alias; a new topic gets the next alias (size of the map + 1) with its full name
+        while that number is within the client's Topic-Alias-Maximum; after that, no alias."""
+        alias = self.out_aliases.get(topic)
+        if alias is not None:
+            props = dict(props or {}, topic_alias=alias)
+            return "", props
+        alias = len(self.out_aliases) + 1
+        if alias <= self.alias_max_out:
+            self.out_aliases[topic] = alias
+            props = dict(props or {}, topic_alias=alias)
+        return topic, props
 
     def _on_puback(self, pid):
         s = self.session

@@ -54,9 +54,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/emqx-standin-deb.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 ROOT="$WORK/root"
 
-install -d -m 0755 "$ROOT/DEBIAN" "$ROOT/etc/emqx/certs" "$ROOT/lib/systemd/system" "$ROOT/usr/bin" \
+install -d -m 0755 "$ROOT/DEBIAN" "$ROOT/etc/emqx/certs" "$ROOT/lib/systemd/system" \
   "$ROOT/usr/lib/emqx/bin" "$ROOT/usr/lib/emqx/lib/emqx_standin" "$ROOT/usr/lib/emqx/releases/$VERSION" \
-  "$ROOT/usr/lib/emqx/plugins" "$ROOT/usr/share/doc/$PKG" "$ROOT/var/lib/emqx" "$ROOT/var/log/emqx"
+  "$ROOT/usr/lib/emqx/plugins" "$ROOT/usr/share/doc/$PKG" "$ROOT/var/lib/emqx" "$ROOT/var/log/emqx" "$ROOT/var/run/emqx"
 
 # ---- code ----------------------------------------------------------------------------------
 for f in "$HERE"/emqx_standin/*.py; do
@@ -70,22 +70,24 @@ printf 'REL_VSN="%s"\nEMQX_DESCRIPTION="EMQX"\n' "$VERSION" > "$ROOT/usr/lib/emq
 
 cat > "$ROOT/usr/lib/emqx/bin/emqx" <<'EOF'
 #!/usr/bin/env bash
-# bin/emqx of the EMQX 5.8 stand-in (test equipment). Like EMQX's script, it re-runs itself as
-# the emqx user through a login shell when started by root (EMQX_* variables are not kept).
+# bin/emqx of the EMQX 5.8 stand-in (test equipment). Like check_user in EMQX's bin/emqx (v5.8.9),
+# root re-runs it as the emqx user through a login shell: each argument is put inside double
+# quotes with nothing escaped, so that shell expands $, backquotes and \ in them and a " ends the
+# quoting; EMQX_* variables of the caller are not kept. Run as emqx, arguments pass unchanged.
 set -euo pipefail
 RUNNER_ROOT_DIR=/usr/lib/emqx
 RUNNER_USER=emqx
 RUNNER_SCRIPT="$RUNNER_ROOT_DIR/bin/emqx"
 DEBUG="${DEBUG:-0}"
 WHOAMI="$(id -un)"
-if [ "$WHOAMI" != "$RUNNER_USER" ]; then
-    if [ "$WHOAMI" != "root" ]; then
+if [ "$RUNNER_USER" ] && [ "x$WHOAMI" != "x$RUNNER_USER" ]; then
+    if [ "x$WHOAMI" != "xroot" ]; then
         echo "You need to be root or use sudo to run this command"
         exit 1
     fi
-    CMD="DEBUG=$DEBUG \"$RUNNER_SCRIPT\""
+    CMD="DEBUG=$DEBUG \"$RUNNER_SCRIPT\" "
     for ARG in "$@"; do
-        CMD="${CMD} $(printf '%q' "$ARG")"
+        CMD="${CMD} \"$ARG\""
     done
     # This drops privileges into the runner user, in a new login shell
     exec su - "$RUNNER_USER" -c "$CMD"
@@ -108,8 +110,8 @@ cat > "$ROOT/usr/lib/emqx/bin/emqx_ctl" <<'EOF'
 exec "$(dirname "$(readlink -f "$0")")/emqx" ctl "$@"
 EOF
 chmod 0755 "$ROOT/usr/lib/emqx/bin/emqx" "$ROOT/usr/lib/emqx/bin/emqx_ctl"
-ln -s ../lib/emqx/bin/emqx "$ROOT/usr/bin/emqx"
-ln -s ../lib/emqx/bin/emqx_ctl "$ROOT/usr/bin/emqx_ctl"
+# /usr/bin/emqx and /usr/bin/emqx_ctl are not in the package: postinst links them, postrm removes
+# them (deploy/packages/deb/debian/rules ships no /usr/bin)
 
 # ---- configuration ---------------------------------------------------------------------------
 cat > "$ROOT/etc/emqx/emqx.conf" <<'EOF'
@@ -238,6 +240,8 @@ LimitNOFILE=1048576
 # SIGTERM is handled by EMQX and it then performs a graceful shutdown
 # emqx stop will ping node, always return 0 to make sure next command will be executed
 ExecStop=/bin/bash -c '/usr/bin/emqx stop; exit 0'
+# If the process is still running, force kill it
+ExecStop=/bin/bash -c 'if [ ps -p $MAINPID >/dev/null 2>&1 ]; then kill -15 $MAINPID; fi'
 
 # Wait long enough before force kill for graceful shutdown
 TimeoutStopSec=120s
@@ -262,29 +266,25 @@ EOF
 chmod 0644 "$ROOT/usr/share/doc/$PKG/README.standin"
 
 # ---- maintainer scripts --------------------------------------------------------------------
+# As deploy/packages/deb/debian/ at v5.8.9: postinst and postrm, no prerm. postinst runs on every
+# install and upgrade and never starts or restarts the service (--start-on-install adds a start,
+# which the real package does not do).
 if [ "$START_ON_INSTALL" = 1 ]; then
   START_LINE='    systemctl start emqx || true'
 else
-  START_LINE='    : # like the real package: enabled, not started'
+  START_LINE=''
 fi
 cat > "$ROOT/DEBIAN/postinst" <<EOF
 #!/bin/sh
-# postinst script for $PKG (EMQX stand-in; mirrors EMQX's deploy/packages/deb/debian/postinst)
+# postinst script for $PKG (EMQX stand-in; follows EMQX's deploy/packages/deb/debian/postinst)
 set -e
-
-case "\$1" in
-    configure|abort-upgrade|abort-remove|abort-deconfigure) ;;
-    *) echo "postinst called with unknown argument \\\`\$1'" >&2; exit 1 ;;
-esac
 
 # create group
 if ! getent group emqx >/dev/null; then
     if command -v addgroup >/dev/null 2>&1; then
         addgroup --system emqx
-    elif command -v groupadd >/dev/null 2>&1; then
-        groupadd --system emqx
     else
-        systemd-sysusers --inline 'g emqx -'
+        groupadd --system emqx
     fi
 fi
 
@@ -296,15 +296,12 @@ if ! getent passwd emqx >/dev/null; then
                 --disabled-password \\
                 --system --shell /bin/bash --no-create-home \\
                 --gecos "emqx user" emqx
-    elif command -v useradd >/dev/null 2>&1; then
+    else
         useradd --system --gid emqx --home-dir /var/lib/emqx --no-create-home \\
                 --shell /bin/bash --comment "emqx user" emqx
-    else
-        systemd-sysusers --inline 'u emqx -:emqx "emqx user" /var/lib/emqx /bin/bash'
     fi
 fi
 
-mkdir -p /var/lib/emqx /var/log/emqx /var/run/emqx
 for i in lib run log; do
     chown -R emqx:emqx /var/\$i/emqx
 done
@@ -313,60 +310,102 @@ chown -R emqx:emqx /usr/lib/emqx
 chown -R emqx:emqx /etc/emqx
 
 chmod 0755 /var/run/emqx /etc/emqx
+chmod 0644 /etc/emqx/*
+chmod -R +X /etc/emqx
 chmod -R 0755 /usr/lib/emqx/bin
+[ -f /usr/bin/emqx ] && rm /usr/bin/emqx
+[ -f /usr/bin/emqx_ctl ] && rm /usr/bin/emqx_ctl
+ln -s /usr/lib/emqx/bin/emqx /usr/bin/emqx
+ln -s /usr/lib/emqx/bin/emqx_ctl /usr/bin/emqx_ctl
 
-if [ -d /run/systemd/system ]; then
-    systemctl daemon-reload >/dev/null 2>&1 || true
-    systemctl enable emqx
+if systemctl status --no-pager; then
+    systemctl enable emqx;
 $START_LINE
 else
     echo "systemd is not in use, skip enable emqx"
 fi
 
-exit 0
-EOF
-cat > "$ROOT/DEBIAN/prerm" <<'EOF'
-#!/bin/sh
-# prerm script for the EMQX stand-in: stop the service before its files go away
-set -e
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-    systemctl stop emqx >/dev/null 2>&1 || true
-fi
+case "\$1" in
+    configure)
+    ;;
+
+    abort-upgrade|abort-remove|abort-deconfigure)
+    ;;
+
+    *)
+        echo "postinst called with unknown argument \\\`\$1'" >&2
+        exit 1
+    ;;
+esac
+
 exit 0
 EOF
 cat > "$ROOT/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
-# postrm script for the EMQX stand-in (mirrors EMQX's)
+# postrm script for the EMQX stand-in (follows EMQX's deploy/packages/deb/debian/postrm)
 set -e
+
 case "$1" in
     purge)
-        pkill -9 -u emqx >/dev/null 2>&1 || true
+        # force kill all processes owned by emqx, if any
+        pkill -9 -u emqx || true
         rm -f /etc/default/emqx
-        rm -rf /var/lib/emqx /var/log/emqx /var/run/emqx /etc/emqx /usr/lib/emqx
+
+        if [ -d /var/lib/emqx ]; then
+                rm -r /var/lib/emqx
+        fi
+        if [ -d /var/log/emqx ]; then
+                rm -r /var/log/emqx
+        fi
+        if [ -d /var/run/emqx ]; then
+                rm -r /var/run/emqx
+        fi
+        if [ -d /etc/emqx ]; then
+                rm -r /etc/emqx
+        fi
+        if [ -e /etc/init.d/emqx ]; then
+                rm  /etc/init.d/emqx
+        fi
+        # Remove User & Group
         if getent passwd emqx >/dev/null; then
-            if command -v deluser >/dev/null 2>&1; then deluser --quiet --system emqx || true
-            else userdel emqx || true; fi
+                deluser --quiet --system emqx
         fi
         if getent group emqx >/dev/null; then
-            if command -v delgroup >/dev/null 2>&1; then delgroup --quiet --system --only-if-empty emqx || true
-            else groupdel emqx || true; fi
+                delgroup --quiet --system --only-if-empty emqx || true
         fi
-        if [ -d /run/systemd/system ]; then
-            systemctl disable emqx >/dev/null 2>&1 || true
-            systemctl daemon-reload >/dev/null 2>&1 || true
+        if [ -f /usr/bin/emqx ]; then
+                rm /usr/bin/emqx
         fi
-        ;;
+        if [ -f /usr/bin/emqx_ctl ]; then
+                rm /usr/bin/emqx_ctl
+        fi
+        if [ -d /usr/lib/emqx ]; then
+                rm -r /usr/lib/emqx
+        fi
+
+        if systemctl status --no-pager; then
+          systemctl disable emqx;
+          rm -f /etc/systemd/emqx.service
+        fi
+    ;;
+
     remove)
-        if [ -d /run/systemd/system ]; then
-            systemctl daemon-reload >/dev/null 2>&1 || true
-        fi
-        ;;
-    upgrade|failed-upgrade|abort-install|abort-upgrade|disappear) ;;
-    *) echo "postrm called with unknown argument \`$1'" >&2; exit 1 ;;
+        rm /usr/bin/emqx
+        rm /usr/bin/emqx_ctl
+    ;;
+
+    upgrade|failed-upgrade|abort-install|abort-upgrade|disappear)
+    ;;
+
+    *)
+        echo "postrm called with unknown argument \`$1\`" >&2
+        exit 1
+    ;;
 esac
+
 exit 0
 EOF
-chmod 0755 "$ROOT/DEBIAN/postinst" "$ROOT/DEBIAN/prerm" "$ROOT/DEBIAN/postrm"
+chmod 0755 "$ROOT/DEBIAN/postinst" "$ROOT/DEBIAN/postrm"
 
 (cd "$ROOT" && find etc -type f | sort | sed 's#^#/#') > "$ROOT/DEBIAN/conffiles"
 

@@ -145,3 +145,81 @@ def test_upgrade_keeps_config_and_data(container, tmp_path):
                  "'password':'upgrade-Pass1'}).encode(), headers={'content-type':'application/json'})); "
                  "print(r.status)\"").stdout
     assert out.strip() == "200"
+
+
+LOGIN_PY = """import json, sys, urllib.error, urllib.request as u
+req = u.Request('http://127.0.0.1:18083/api/v5/login', headers={'content-type': 'application/json'},
+                data=json.dumps({'username': sys.argv[1], 'password': sys.argv[2]}).encode())
+try:
+    print(u.urlopen(req).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"""
+
+
+def _login_status(c, password):
+    import shlex
+    return c.exec("python3 /root/login.py admin %s" % shlex.quote(password)).stdout.strip()
+
+
+def test_root_cli_arguments_pass_through_a_login_shell(container, tmp_path):
+    """bin/emqx check_user (v5.8.9): as root each argument is put in double quotes, unescaped, for
+    `su - emqx -c`; that shell expands $HOME in the password. As the emqx user it is unchanged."""
+    import shlex
+    c = container
+    deb = build(tmp_path, "5.8.9")
+    sh(["docker", "cp", deb, "%s:/root/" % c.name])
+    c.exec("cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./emqx_5.8.9_all.deb", timeout=300)
+    c.exec("cat > /root/login.py <<'EOF'\n%sEOF" % LOGIN_PY)
+    c.exec("systemctl start emqx")
+    c.wait("emqx ping", what="node answers ping")
+    literal = "Abc$HOME12x"
+    # the login shell expands $HOME12x (unset): the password arrives as "Abc", too short
+    assert c.exec("emqx ctl admins passwd admin %s" % shlex.quote(literal)).stdout == \
+        "Error: The range of password length is 8~64\n"
+    assert _login_status(c, literal) == "401"
+    assert c.exec("emqx ctl admins passwd admin %s" % shlex.quote("Abc${HOME}12x")).stdout == "ok\n"
+    assert _login_status(c, "Abc${HOME}12x") == "401"
+    assert _login_status(c, "Abc/var/lib/emqx12x") == "200"
+    # as the emqx user no su happens: the argument arrives as typed
+    for cmd in ("runuser -u emqx -- /usr/bin/emqx ctl admins passwd admin %s" % shlex.quote(literal),
+                "su emqx -s /bin/sh -c %s" % shlex.quote("/usr/bin/emqx ctl admins passwd admin "
+                                                         + shlex.quote(literal + "2"))):
+        assert c.exec(cmd).stdout == "ok\n"
+    assert _login_status(c, literal + "2") == "200"
+
+
+def test_upgrade_postinst_fixes_etc_modes_and_does_not_restart(container, tmp_path):
+    """deploy/packages/deb/debian/postinst (v5.8.9) on upgrade: chown -R emqx:emqx /etc/emqx,
+    chmod 0644 /etc/emqx/*, chmod -R +X /etc/emqx, links re-made, enable only (no restart); no prerm;
+    postrm remove drops the /usr/bin links."""
+    c = container
+    old, new = build(tmp_path, "5.8.8"), build(tmp_path, "5.8.9")
+    for deb in (old, new):
+        sh(["docker", "cp", deb, "%s:/root/" % c.name])
+    c.exec("cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./emqx_5.8.8_all.deb", timeout=300)
+    assert c.exec("ls /var/lib/dpkg/info/emqx.*").stdout.split() == [
+        "/var/lib/dpkg/info/emqx.conffiles", "/var/lib/dpkg/info/emqx.list", "/var/lib/dpkg/info/emqx.md5sums",
+        "/var/lib/dpkg/info/emqx.postinst", "/var/lib/dpkg/info/emqx.postrm"]
+    assert c.exec("readlink /usr/bin/emqx /usr/bin/emqx_ctl").stdout.split() == [
+        "/usr/lib/emqx/bin/emqx", "/usr/lib/emqx/bin/emqx_ctl"]
+    c.exec("systemctl start emqx")
+    c.wait("emqx ping", what="5.8.8 up")
+    pid = c.exec("systemctl show -p MainPID --value emqx").stdout.strip()
+    # what a role might leave behind: private files in /etc/emqx, and a key file elsewhere
+    c.exec("install -m 0640 -o root -g emqx /dev/null /etc/emqx/api_keys "
+           "&& install -d -m 0750 -o root -g emqx /etc/emqx/private "
+           "&& install -m 0600 -o root -g root /dev/null /etc/emqx/private/key.pem "
+           "&& install -d -m 0750 /etc/emqx-extra && install -m 0640 -o root -g emqx /dev/null /etc/emqx-extra/keys")
+    c.exec("cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./emqx_5.8.9_all.deb", timeout=300)
+    assert c.exec("systemctl show -p MainPID --value emqx").stdout.strip() == pid
+    assert c.exec("emqx ctl status").stdout == "Node 'emqx@127.0.0.1' 5.8.8 is started\n"
+    modes = c.exec("stat -c '%n %a %U:%G' /etc/emqx /etc/emqx/api_keys /etc/emqx/private "
+                   "/etc/emqx/private/key.pem /etc/emqx/emqx.conf /etc/emqx-extra/keys").stdout.splitlines()
+    assert modes == ["/etc/emqx 755 emqx:emqx", "/etc/emqx/api_keys 644 emqx:emqx",
+                     "/etc/emqx/private 755 emqx:emqx", "/etc/emqx/private/key.pem 600 emqx:emqx",
+                     "/etc/emqx/emqx.conf 644 emqx:emqx", "/etc/emqx-extra/keys 640 root:emqx"]
+    assert c.exec("systemctl is-enabled emqx").stdout.strip() == "enabled"
+    c.exec("systemctl stop emqx")
+    c.exec("DEBIAN_FRONTEND=noninteractive apt-get remove -y emqx", timeout=300)
+    assert c.exec("ls /usr/bin/emqx /usr/bin/emqx_ctl", check=False).returncode != 0

@@ -72,7 +72,7 @@ def base_vars() -> dict[str, Any]:
         "preflight_test_os": dict(DEBIAN_12),
         "emq_node_cookie": COOKIE,
         "emq_node_dashboard_password": DASHBOARD_PASSWORD,
-        "emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "viewer"}],
+        "emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "administrator"}],
         "emq_node_firewall_enabled": True,
         "emq_node_firewall_admin_networks": ["10.0.0.0/8"],
         "emq_node_firewall_client_networks": ["192.168.0.0/16", "2001:db8::/32"],
@@ -254,6 +254,10 @@ def _not_a_package(tmp: Path) -> str:
 
 
 SHORT_COOKIE = "sh0rtC00k1e"
+COLON_SECRET = "left:" + uuid.uuid4().hex
+LONG_PASSWORD = "Pw1-" + uuid.uuid4().hex + uuid.uuid4().hex[:29]  # 65 characters
+LETTERS_PASSWORD = "onlyletters" + "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex[:8])
+UMLAUT_PASSWORD = "p\u00e4ssw0rd-" + uuid.uuid4().hex[:6]
 SPACED_COOKIE = "a cookie with spaces " + uuid.uuid4().hex[:8]
 
 CASES = [
@@ -312,10 +316,45 @@ CASES = [
     Case("tls-listener-without-cert", "Check the listeners",
          ("emq_node_listeners", "TLS listeners ssl are enabled", "certfile and keyfile", "terminate TLS on the load balancers"),
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ssl": {"enable": True, "bind": "0.0.0.0:8883"}}}),
-    Case("api-key-bad-role", "Check the API keys", ("emq_node_api_keys", "administrator, viewer, publisher"),
+    Case("api-key-bad-role", "Check the API keys", ("emq_node_api_keys", "role 'superuser' is not one of administrator"),
          {"emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "superuser"}]}),
     Case("api-key-short-secret", "Check the API keys", ("emq_node_api_keys", "at least 16 characters"),
-         {"emq_node_api_keys": [{"key": "ops", "secret": "tiny-Secret", "role": "viewer"}]}, secrets=("tiny-Secret",)),
+         {"emq_node_api_keys": [{"key": "ops", "secret": "tiny-Secret"}]}, secrets=("tiny-Secret",)),
+    # EMQX 5.8's loader stops at a role it does not know, leaving that key and every later key unloaded.
+    Case("api-key-viewer-on-open-source", "Check the API keys",
+         ("emq_node_api_keys is wrong for EMQX 5.8.9", "key grafana: role viewer needs the enterprise edition (5.9+)",
+          "every key after it"),
+         {"emq_node_api_keys": [{"key": "ops", "secret": API_SECRET}, {"key": "grafana", "secret": API_SECRET, "role": "viewer"}]},
+         not_expect=("key ops",)),
+    Case("api-key-colon-in-secret", "Check the API keys", ("key ops: secret must be printable ASCII without spaces or ':'",),
+         {"emq_node_api_keys": [{"key": "ops", "secret": COLON_SECRET}]}, secrets=(COLON_SECRET,)),
+    Case("dashboard-password-too-long", "Check the dashboard password", ("emq_node_dashboard_password", "8 to 64 characters (this one has 65)"),
+         {"emq_node_dashboard_password": LONG_PASSWORD}, secrets=(LONG_PASSWORD,)),
+    Case("dashboard-password-one-kind", "Check the dashboard password", ("emq_node_dashboard_password", "two kinds of characters"),
+         {"emq_node_dashboard_password": LETTERS_PASSWORD}, secrets=(LETTERS_PASSWORD,)),
+    Case("dashboard-password-not-ascii", "Check the dashboard password", ("emq_node_dashboard_password", "ASCII characters only"),
+         {"emq_node_dashboard_password": UMLAUT_PASSWORD}, secrets=(UMLAUT_PASSWORD,)),
+    Case("dns-a-with-host-names", "Check the discovery settings",
+         ("emq_node_dns_record_type=a", "unless the node name is name@<IPv4 address>", "emqx@n1.mqtt.example"),
+         {"emq_node_discovery": "dns", "emq_node_dns_name": "mqtt.example"},
+         host_vars={"n1": {"emq_node_name": "emqx@n1.mqtt.example"}, "n2": {"emq_node_name": "emqx@n2.mqtt.example"}},
+         not_expect=("emq_node_static_seeds",)),
+    Case("dns-srv-with-ip-names", "Check the discovery settings", ("emq_node_dns_record_type=srv", "<name>@<SRV target host>"),
+         {"emq_node_discovery": "dns", "emq_node_dns_name": "_emqx._tcp.mqtt.example", "emq_node_dns_record_type": "srv"}),
+    Case("extra-config-unknown-root", "Check emq_node_extra_config and where the secrets are kept",
+         ("emq_node_extra_config has root keys EMQX 5.8.9 does not know: mqqt", "drop them", "known roots:"),
+         {"emq_node_extra_config": {"mqqt": {"max_packet_size": "2MB"}, "mqtt": {"max_qos_allowed": 1}}},
+         not_expect=("emq_node_secrets_dir", "emq_node_api_key_file")),
+    Case("secrets-dir-in-etc-emqx", "Check emq_node_extra_config and where the secrets are kept",
+         ("emq_node_secrets_dir", "/etc/emqx/secrets", "chmod 0644 /etc/emqx/*"),
+         {"emq_node_secrets_dir": "/etc/emqx/secrets"}, not_expect=("emq_node_extra_config",)),
+    Case("api-key-file-in-etc-emqx", "Check emq_node_extra_config and where the secrets are kept",
+         ("emq_node_api_key_file", "/etc/emqx/api_keys", "outside /etc/emqx"),
+         {"emq_node_api_key_file": "/etc/emqx/api_keys"}, not_expect=("emq_node_secrets_dir is",)),
+    Case("listener-bind-host-name", "Check the listeners", ("emq_node_listeners", "binds EMQX refuses at boot: localhost:1883", "never a host name"),
+         {"emq_node_listeners": {"tcp": {"enable": True, "bind": "localhost:1883"}}}),
+    Case("dashboard-bind-host-name", "Check the listeners", ("binds EMQX refuses at boot: emqx-1.example:18083",),
+         {"emq_node_dashboard_bind": "emqx-1.example:18083"}),
     Case("enterprise-cluster-without-license", "Check the enterprise license", ("5.10.4", "emq_node_license_key", "open-source 5.8.x"),
          {"emq_node_version": "5.10.4"}),
     Case("target-connections-above-nr-open", "Check the open-file limit fits the kernel", ("emq_node_target_connections", "fs.nr_open", "Lower"),

@@ -1,8 +1,9 @@
 """Every emqx.conf that emq_node can write is accepted by EMQX's config schema (the stand-in's).
 
-The role's own template, defaults and internal vars render the file for a 3-node inventory under
-each variant below; the stand-in parses it as HOCON and checks it against its EMQX 5.8 schema,
-which refuses unknown keys and bad values exactly as EMQX refuses to boot on them.
+The role's own templates, defaults and internal vars render the file (and the secrets file it
+includes) for a 3-node inventory under each variant below; the stand-in parses it as HOCON,
+follows the include and checks the result against its EMQX 5.8 schema, which refuses unknown keys
+and bad values exactly as EMQX refuses to boot on them. emqx.conf itself must hold no secret.
 """
 
 import os
@@ -21,7 +22,7 @@ SECRETS = {"emq_node_cookie": "render-test-cookie-123456", "emq_node_dashboard_p
 VARIANTS = {
     "static-default": {},
     "manual": {"emq_node_discovery": "manual"},
-    "dns": {"emq_node_discovery": "dns", "emq_node_dns_name": "emqx.example.internal", "emq_node_dns_record_type": "srv"},
+    "dns": {"emq_node_discovery": "dns", "emq_node_dns_name": "emqx.example.internal", "emq_node_dns_record_type": "a"},
     "etcd": {"emq_node_discovery": "etcd", "emq_node_etcd_server": "http://10.0.0.9:2379"},
     "explicit-seeds": {"emq_node_static_seeds": ["emqx@10.9.0.1", "emqx@10.9.0.2"]},
     "behind-lb-proxy-protocol": {"emq_node_proxy_protocol": True},
@@ -54,22 +55,30 @@ def _render(tmp_path, variant):
     variant_file.write_text(yaml.safe_dump(dict(SECRETS, **variant)))
     out = tmp_path / "out"
     out.mkdir()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
     env.pop("ANSIBLE_LOG_PATH", None)
     run = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
          os.path.join(ROOT, "tests", "roles", "render.yml"),
-         "-e", "output_dir=%s" % out, "-e", "@%s" % variant_file],
+         "-e", "output_dir=%s" % out, "-e", "emq_node_secrets_dir=%s" % secrets, "-e", "@%s" % variant_file],
         capture_output=True, text=True, env=env, timeout=300, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return {p.stem: p for p in out.iterdir()}
+    # Each host's emqx.conf includes <secrets>/secrets.conf: put that host's file there when it is checked.
+    return {p.stem: (p, secrets / ("%s.secrets.conf" % p.stem)) for p in out.iterdir()}
 
 
-def _check(conf_path, tmp_path):
+def _check(paths, tmp_path):
+    conf_path, secrets_path = paths
+    text = conf_path.read_text()
+    for secret in SECRETS.values():
+        assert secret not in text, "emqx.conf (world-readable after every package upgrade) holds a secret"
+    (secrets_path.parent / "secrets.conf").write_text(secrets_path.read_text())
     etc = tmp_path / ("etc-" + conf_path.stem)
     etc.mkdir()
-    (etc / "emqx.conf").write_text(conf_path.read_text())
+    (etc / "emqx.conf").write_text(text)
     return schema.load_config(str(etc), environ={})
 
 

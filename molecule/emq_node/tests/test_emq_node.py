@@ -1,7 +1,17 @@
-"""What an operator checks on a node that emq_node converged."""
+"""What an operator checks on a node that emq_node converged, after a day-2 run of the role.
+
+Converge installed EMQX 5.8.8 (and Molecule's idempotence step ran it again). The module fixture
+``day2`` then runs the role once more as an operator would on day 2: the package goes to 5.8.9, the
+dashboard password changes to one full of characters a shell interprets (root's ``emqx ctl`` goes
+through ``su - emqx -c`` and mangles them), and one API key leaves the list. During that run a sampler
+inside the node records, every 0.1 s, the mode and owner of every file under /etc/emqx and the
+secrets directory, and which files under /etc/emqx hold a secret. The tests below check the result.
+"""
 
 import json
 import os
+import subprocess
+import time
 
 import pytest
 import testinfra
@@ -11,6 +21,27 @@ SCENARIO = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", os.path.dirname(os.path
 with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as fh:
     GROUP_VARS = yaml.safe_load(fh)["provisioner"]["inventory"]["group_vars"]["emq_nodes"]
 ADDR = "172.30.1.11"
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.dirname(os.path.dirname(SCENARIO)))
+SECRETS_DIR = "/etc/emqx-secrets"
+KEPT_KEY, RETIRED_KEY = GROUP_VARS["emq_node_api_keys"]
+# What root's `su - emqx -c "..."` would expand or cut: $HOME, a backquoted command, quotes, a backslash.
+NEW_PASSWORD = 'N3w-$HOME-"q"-`id`-\\x'
+DAY2_VARS = {
+    "emq_node_version": "5.8.9",
+    "emq_node_package_file": os.path.join(PROJECT, "tests/output/standin/emqx_5.8.9_all.deb"),
+    "emq_node_dashboard_password": NEW_PASSWORD,
+    "emq_node_api_keys": [KEPT_KEY],
+}
+SECRETS = (GROUP_VARS["emq_node_cookie"], GROUP_VARS["emq_node_dashboard_password"], NEW_PASSWORD,
+           KEPT_KEY["secret"], RETIRED_KEY["secret"])
+SAMPLER = r"""
+while [ ! -e /root/sampler.stop ]; do
+  stat -c '%a %U %G %n' /etc/emqx /etc/emqx/* {dir} {dir}/* 2>/dev/null
+  grep -rlF -f /root/sampler.needles /etc/emqx | sed 's/^/SECRET-IN /'
+  echo ---
+  sleep 0.1
+done
+""".format(dir=SECRETS_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -20,22 +51,87 @@ def host():
     return testinfra.get_host("docker://emq-node-1")
 
 
-def test_package_and_user(host):
-    pkg = host.package("emqx")
-    assert pkg.is_installed
-    assert pkg.version.startswith("5.8.9")
-    user = host.user("emqx")
-    assert user.exists
-    assert user.group == "emqx"
+def _converge(*args, extra=None):
+    """Run the scenario's converge playbook (with the day-2 inputs once they are in force)."""
+    vars_file = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "day2-vars.yml")
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args]
+    if os.path.exists(vars_file):
+        cmd += ["-e", "@" + vars_file]
+    if extra:
+        cmd += extra
+    env = dict(os.environ, ANSIBLE_LOG_PATH="", ANSIBLE_FORCE_COLOR="false")
+    cmd.append(os.path.join(SCENARIO, "converge.yml"))
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    return run.returncode, run.stdout + run.stderr
 
 
-def test_config_not_world_readable(host):
-    for path in ("/etc/emqx/emqx.conf", "/etc/emqx/api_keys"):
-        f = host.file(path)
-        assert f.exists, path
-        assert f.user == "root"
-        assert f.group == "emqx"
-        assert f.mode == 0o640, "%s is %o" % (path, f.mode)
+def _emqx_starts(host, since):
+    """How many times systemd started emqx.service since the journal cursor."""
+    out = host.check_output("journalctl --no-pager -o cat -u emqx.service --after-cursor='%s'" % since)
+    return len([line for line in out.splitlines() if line.startswith("Started emqx")])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def day2(host):
+    assert host.package("emqx").version.startswith("5.8.8"), "converge must have installed 5.8.8"
+    cursor = host.check_output("journalctl --no-pager -n 0 --show-cursor | sed -n 's/^-- cursor: //p'")
+    host.check_output("install -m 0600 /dev/null /root/sampler.needles && rm -f /root/sampler.stop")
+    for secret in SECRETS:
+        host.check_output("printf '%%s\\n' %s >> /root/sampler.needles" % _sh(secret))
+    host.check_output("nohup sh -c %s > /root/sampler.log 2>&1 &" % _sh(SAMPLER))
+    vars_file = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "day2-vars.yml")
+    with open(vars_file, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(DAY2_VARS, fh)
+    rc, out = _converge()
+    host.check_output("touch /root/sampler.stop")
+    time.sleep(0.5)
+    samples = host.check_output("cat /root/sampler.log").split("---")
+    host.check_output("rm -f /root/sampler.needles /root/sampler.log /root/sampler.stop")
+    return {"rc": rc, "out": out, "samples": [s for s in samples if s.strip()], "cursor": cursor}
+
+
+def _sh(text):
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def test_day2_run_passed(day2):
+    assert day2["rc"] == 0, day2["out"][-5000:]
+    recap = [line for line in day2["out"].splitlines() if line.startswith("emq-node-1") and "ok=" in line]
+    assert recap and "failed=0" in recap[-1], day2["out"][-3000:]
+
+
+def test_upgrade_restarted_the_node_once(host, day2):
+    assert host.package("emqx").version.startswith("5.8.9")
+    assert host.check_output("emqx ctl status") == "Node 'emqx@%s' 5.8.9 is started" % ADDR
+    assert _emqx_starts(host, day2["cursor"]) == 1, host.run("journalctl -u emqx --no-pager -n 40").stdout
+
+
+def test_no_secret_was_readable_by_others_at_any_moment(day2):
+    assert len(day2["samples"]) > 20, "the sampler did not run through the role's run"
+    for sample in day2["samples"]:
+        assert "SECRET-IN" not in sample, "a file under /etc/emqx held a secret:\n" + sample
+        rows = [line.split(None, 3) for line in sample.strip().splitlines()]
+        modes = dict((row[3], row[:3]) for row in rows if len(row) == 4)
+        if SECRETS_DIR in modes:
+            mode, owner, group = modes[SECRETS_DIR]
+            assert int(mode, 8) & 0o007 == 0 and (owner, group) == ("root", "emqx"), sample
+        for path, (mode, owner, group) in modes.items():
+            if path.startswith(SECRETS_DIR + "/"):
+                assert int(mode, 8) & 0o007 == 0, "%s was %s at some moment" % (path, mode)
+
+
+def test_secret_files(host):
+    d = host.file(SECRETS_DIR)
+    assert d.is_directory and (d.user, d.group, d.mode) == ("root", "emqx", 0o750)
+    for name in ("secrets.conf", "api_keys"):
+        f = host.file("%s/%s" % (SECRETS_DIR, name))
+        assert (f.user, f.group, f.mode) == ("root", "emqx", 0o640), name
+    assert not host.file("/etc/emqx/api_keys").exists
+    # emqx.conf stays as the package leaves it (so an upgrade is no change) and holds no secret.
+    conf = host.file("/etc/emqx/emqx.conf")
+    assert (conf.user, conf.group, conf.mode) == ("emqx", "emqx", 0o644)
+    for secret in SECRETS:
+        assert secret not in conf.content_string
 
 
 def test_rendered_config(host):
@@ -43,7 +139,9 @@ def test_rendered_config(host):
     assert 'name = "emqx@%s"' % ADDR in conf
     assert 'discovery_strategy = "static"' in conf
     assert 'bind = "%s:18083"' % ADDR in conf
-    assert GROUP_VARS["emq_node_cookie"] in conf
+    assert 'include required("%s/secrets.conf")' % SECRETS_DIR in conf
+    secrets = json.loads(host.file(SECRETS_DIR + "/secrets.conf").content_string)
+    assert secrets["node"]["cookie"] == GROUP_VARS["emq_node_cookie"]
     assert "emqxsecretcookie" not in conf
 
 
@@ -101,25 +199,51 @@ def test_ctl_status(host):
     assert out == "Node 'emqx@%s' 5.8.9 is started" % ADDR
 
 
-def _login(host, password):
-    body = json.dumps({"username": "admin", "password": password})
-    return host.run(
-        "curl -s -o /dev/null -w '%%{http_code}' -H 'Content-Type: application/json' -d '%s' http://%s:18083/api/v5/login"
-        % (body, ADDR)
-    ).stdout
+def _login(password):
+    """Log in from the controller (172.30.1.1, in emq_node_firewall_admin_networks)."""
+    body = json.dumps({"username": "admin", "password": password}).encode()
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request("http://%s:18083/api/v5/login" % ADDR, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
-def test_dashboard_password_set(host):
-    assert _login(host, GROUP_VARS["emq_node_dashboard_password"]) == "200"
-    assert _login(host, "public") == "401"
+def _api(key):
+    import base64
+    import urllib.error
+    import urllib.request
+    auth = base64.b64encode(("%s:%s" % (key["key"], key["secret"])).encode()).decode()
+    req = urllib.request.Request("http://%s:18083/api/v5/nodes" % ADDR, headers={"Authorization": "Basic " + auth})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
 
 
-def test_api_key_works(host):
-    key = GROUP_VARS["emq_node_api_keys"][0]
-    out = host.check_output("curl -s -u %s:%s http://%s:18083/api/v5/nodes" % (key["key"], key["secret"], ADDR))
-    nodes = json.loads(out)
+def test_dashboard_password_changed_to_the_shell_hostile_one():
+    assert _login(NEW_PASSWORD) == 200
+    assert _login(GROUP_VARS["emq_node_dashboard_password"]) == 401
+    assert _login("public") == 401
+
+
+def test_kept_api_key_works_and_the_retired_one_is_revoked():
+    status, nodes = _api(KEPT_KEY)
+    assert status == 200
     assert [n["node"] for n in nodes] == ["emqx@%s" % ADDR]
     assert nodes[0]["node_status"] == "running"
+    status, body = _api(RETIRED_KEY)
+    assert status == 401, body
+
+
+def test_no_secret_in_the_journal_or_emqx_log(host):
+    text = host.check_output("journalctl --no-pager -o cat") + host.check_output("cat /var/log/emqx/* 2>/dev/null || true")
+    for secret in SECRETS:
+        assert secret not in text
 
 
 def test_firewall_table_loaded(host):
@@ -128,32 +252,27 @@ def test_firewall_table_loaded(host):
     assert "172.30.1.1" in ruleset
 
 
-def test_no_secret_in_ansible_output():
+def test_no_secret_in_ansible_output(day2):
     log = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.log")
     with open(log, encoding="utf-8") as fh:
         text = fh.read()
     assert "emq-node-1" in text  # the log is the converge output
-    for secret in (
-        GROUP_VARS["emq_node_cookie"],
-        GROUP_VARS["emq_node_dashboard_password"],
-        GROUP_VARS["emq_node_api_keys"][0]["secret"],
-    ):
+    for secret in SECRETS:
         assert secret not in text
+        assert secret not in day2["out"]
 
 
 def test_check_and_diff_mode_on_converged_node_change_nothing_and_hide_secrets():
-    import subprocess
-
-    scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
-    env = dict(os.environ, ANSIBLE_LOG_PATH="", ANSIBLE_FORCE_COLOR="false")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--check", "--diff",
-         os.path.join(scenario, "converge.yml")],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-3000:]
+    rc, out = _converge("--check", "--diff")
+    assert rc == 0, out[-3000:]
     recap = [line for line in out.splitlines() if line.startswith("emq-node-1") and "ok=" in line]
     assert recap and "changed=0" in recap[-1] and "failed=0" in recap[-1], out[-3000:]
-    for secret in (GROUP_VARS["emq_node_cookie"], GROUP_VARS["emq_node_dashboard_password"]):
+    for secret in SECRETS:
         assert secret not in out
+
+
+def test_a_second_day2_run_changes_nothing():
+    rc, out = _converge()
+    assert rc == 0, out[-3000:]
+    recap = [line for line in out.splitlines() if line.startswith("emq-node-1") and "ok=" in line]
+    assert recap and "changed=0" in recap[-1], out[-3000:]

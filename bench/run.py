@@ -109,7 +109,7 @@ class Lab:
         extra = {
             "lab_state_dir": str(self.dir / "state"),
             "lab_emq_node_cookie": secrets.token_hex(24),
-            "lab_emq_node_dashboard_password": secrets.token_hex(12),
+            "lab_emq_node_dashboard_password": "Bench-" + secrets.token_hex(12),
             "lab_emq_node_api_secret": secrets.token_hex(24),
             "emq_node_package_file": str(STANDIN_DEB),
             # As high as these containers' 20000 open files allow the preflight to accept.

@@ -24,7 +24,7 @@ case "${1:-up}" in
 ---
 # Made by scripts/lab.sh for this lab only; removed by make lab-destroy.
 lab_emq_node_cookie: "$(openssl rand -hex 24)"
-lab_emq_node_dashboard_password: "$(openssl rand -hex 12)"
+lab_emq_node_dashboard_password: "Lab-$(openssl rand -hex 12)"
 lab_emq_node_api_secret: "$(openssl rand -hex 24)"
 SECRETS
     fi

@@ -25,8 +25,8 @@ options:
   username:
     description:
       - Dashboard user to log in as (C(POST /login)); the module then uses the bearer token EMQX returns.
-      - API keys cannot be used instead, because EMQX refuses them on the C(/users) and C(/api_key) paths
-        (C(API_KEY_NOT_ALLOW)).
+      - API keys are not used, because EMQX 5.8 refuses them on C(/users), C(/users/<name>), C(/logout) and
+        C(/api_key) (C(API_KEY_NOT_ALLOW)), and changing a password needs the old one anyway.
     type: str
     default: admin
   password:

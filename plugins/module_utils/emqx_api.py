@@ -7,8 +7,8 @@
 """A small client for the REST API of EMQX 5 on the dashboard listener (``/api/v5``).
 
 It logs in as a dashboard user (``POST /login``) and sends JSON requests with the bearer
-token it got. API keys (HTTP Basic) cannot manage dashboard users or API keys in EMQX 5.8
-(``API_KEY_NOT_ALLOW``), so this client only speaks bearer tokens.
+token it got. EMQX 5.8 refuses API keys (HTTP Basic) on ``/users``, ``/users/<name>``, ``/logout``
+and ``/api_key`` (``API_KEY_NOT_ALLOW``), so this client only speaks bearer tokens.
 
 Nothing here ever puts a password or a token into a message or an exception: errors name the
 URL, the HTTP status and EMQX's error code and message. The options are documented by the doc

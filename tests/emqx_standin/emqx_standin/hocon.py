@@ -10,6 +10,7 @@ with letters, digits and `_ . @ % - |` (so `0.0.0.0:1883` or `/etc/x` must be qu
 Errors raise HoconError with the line number.
 """
 
+import errno
 import json
 import os
 import re
@@ -66,8 +67,30 @@ _NUMLIKE = [
     ("float", re.compile(r"[+-]?(?:[0-9]+\.[0-9]+[eE][+-]?[0-9]+|[0-9]*\.[0-9]+)")),
     ("integer", re.compile(r"[+-]?[0-9]+")),
 ]
+_REQUIRED = re.compile(r'required\("((?:[^"\\\n\r\u2028\u2029]|\\.)*)"\)')
 _VAR = re.compile(r"\$\{(\??)\s*([A-Za-z][A-Za-z0-9_.@%\-|]*)\s*\}")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(raw, err):
+    out = []
+    j = 0
+    while j < len(raw):
+        ch = raw[j]
+        if ch == "\\":
+            e = raw[j + 1] if j + 1 < len(raw) else ""
+            if e in _ESCAPES:
+                out.append(_ESCAPES[e])
+                j += 2
+                continue
+            if e == "u" and re.match(r"[0-9A-Fa-f]{4}", raw[j + 2:j + 6]):
+                out.append(chr(int(raw[j + 2:j + 6], 16)))
+                j += 6
+                continue
+            err("bad escape \\%s in string" % e)
+        out.append(ch)
+        j += 1
+    return "".join(out)
 
 
 class _Tok:
@@ -172,6 +195,13 @@ def _lex(text, filename=None):
             i = m.end()
             continue
         if _UNQ_START.match(c):
+            m = _REQUIRED.match(text, i)
+            if m:
+                # hocon_scanner.xrl {Required}: required("file"), no blanks inside
+                toks.append(_Tok("required", _unescape(m.group(1), err), line, ws))
+                ws = ""
+                i = m.end()
+                continue
             m = _UNQ.match(text, i)
             word = m.group(0)
             if word in ("true", "on"):
@@ -221,12 +251,14 @@ _CONCAT_KINDS = ("string", "qstring", "variable")
 
 
 class _Parser:
-    def __init__(self, toks, filename, include_dir, depth):
+    def __init__(self, toks, filename, include_dir, depth, include_dirs=(), stack=()):
         self.t = toks
         self.i = 0
         self.filename = filename
         self.include_dir = include_dir
         self.depth = depth
+        self.include_dirs = list(include_dirs)
+        self.stack = stack          # real paths of the files being included (cycle check)
 
     def peek(self):
         return self.t[self.i]
@@ -313,17 +345,44 @@ class _Parser:
             self.err("syntax error before: %s" % _show(end), end)
 
     def do_include(self, obj):
+        """hocon_token:load_include/2 (hocon 0.44.0): `include "f"`, `include f` or
+        `include required("f")`; the name is searched in the including file's directory, then in
+        include_dirs (filename:join, so an absolute name is used as is); the first that exists
+        is read. Missing: ignored, or `{enoent,<<"f">>}` when required. An existing file that
+        cannot be read, or a directory that cannot be searched, is an error either way."""
         tok = self.next()
-        if tok.kind != "qstring":
-            self.err("include expects a quoted file name", tok)
+        required = tok.kind == "required"
+        if tok.kind not in ("qstring", "string", "required"):
+            self.err("syntax error before: %s" % _show(tok), tok)
         name = tok.value
-        path = name if os.path.isabs(name) else os.path.join(self.include_dir or ".", name)
-        if self.depth > 10:
-            self.err("include nesting too deep", tok)
-        if not os.path.exists(path):
-            return  # a missing non-required include is ignored, as in HOCON
-        with open(path, encoding="utf-8") as fh:
-            sub = parse(fh.read(), filename=path, _depth=self.depth + 1, resolve=False)
+        dirs = [self.include_dir or "."] + self.include_dirs
+        found, reasons = None, []
+        for d in dirs:
+            path = os.path.join(d, name)
+            try:
+                os.stat(path)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                reasons.append("{%s,\"%s\"}" % (_errno_atom(e), path))
+                continue
+            found = path
+            break
+        if found is None:
+            if reasons:
+                self.err("[%s]" % ",".join(reversed(reasons)), tok)
+            if required:
+                self.err('{enoent,<<"%s">>}' % name, tok)
+            return
+        real = os.path.realpath(found)
+        if real in self.stack:
+            self.err("{cycle,%s}" % [os.path.basename(p) for p in self.stack], tok)
+        try:
+            text = _read_text(found)
+        except OSError as e:
+            self.err('{%s,"%s"}' % (_errno_atom(e), found), tok)
+        sub = parse(text, filename=found, _depth=self.depth + 1, resolve=False,
+                    include_dirs=self.include_dirs, _stack=self.stack + (real,))
         for k, v in sub.items():
             _set_path(obj, [k], v, append=False)
 
@@ -536,20 +595,34 @@ def resolve(obj, env=None, filename=None):
 # ---------------------------------------------------------------------------------------------
 # public API
 
-def parse(text, filename=None, env=None, resolve=True, _depth=0):
-    """Parse a HOCON document and return a dict."""
+def _errno_atom(e):
+    return errno.errorcode.get(e.errno, "error").lower() if e.errno else "error"
+
+
+def _read_text(path):
+    """hocon_token:read/1: the file's bytes as UTF-8, a leading BOM dropped."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.decode("utf-8")
+
+
+def parse(text, filename=None, env=None, resolve=True, _depth=0, include_dirs=(), _stack=None):
+    """Parse a HOCON document and return a dict. include_dirs: where `include` looks after the
+    including file's own directory (EMQX passes node.data_dir/configs)."""
     toks = _lex(text, filename)
     include_dir = os.path.dirname(filename) if filename else None
-    obj = _Parser(toks, filename, include_dir, _depth).parse_root()
+    if _stack is None:
+        _stack = (os.path.realpath(filename),) if filename else ()
+    obj = _Parser(toks, filename, include_dir, _depth, include_dirs, _stack).parse_root()
     if resolve:
         obj = globals()["resolve"](obj, env, filename)
     return obj
 
 
-def parse_file(path, env=None):
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    return parse(text, filename=path, env=env)
+def parse_file(path, env=None, include_dirs=()):
+    return parse(_read_text(path), filename=path, env=env, include_dirs=include_dirs)
 
 
 def parse_value(text, env=None):

@@ -224,6 +224,9 @@ class Node:
             except (NotImplementedError, RuntimeError):
                 pass
         self.log.configure(self.conf, self.foreground)
+        if getattr(self.conf, "unknown_roots", ()):   # emqx_config:warning_deprecated_root_key/1
+            self.log("warning", "msg: config_key_not_recognized, unknown_config_keys: %s"
+                     % ",".join(self.conf.unknown_roots))
         try:
             await self._boot()
         except BootError as e:

@@ -17,6 +17,11 @@ from . import hocon
 NODEFAULT = object()
 
 
+def _edition_name():
+    from . import EDITION
+    return EDITION
+
+
 class ConfigError(Exception):
     def __init__(self, path, reason, value=NODEFAULT, unknown=None, line=None, filename=None):
         self.path = path
@@ -33,6 +38,11 @@ class ConfigError(Exception):
         return self.path
 
     def describe(self):
+        if self.reason == "integrity_validation_failure":
+            # hocon_tconf:assert_integrity/3 error as hocon_cli logs it (~0p)
+            return ("failed_to_check_schema: emqx_conf_schema {error,#{kind => validation_error,"
+                    "reason => integrity_validation_failure,result => %s,"
+                    "validation_name => check_node_name_and_discovery_strategy}}" % self.value)
         if self.reason == "syntax_error":
             where = self.filename or "config"
             return "failed_to_parse_config: %s line %s: %s" % (where, self.line, self.value)
@@ -279,8 +289,43 @@ class NodeName(T):
         return v
 
 
+def inet_address_family(text):
+    """inet:parse_address/1 as EMQX calls it: "ipv4", "ipv6" or None. IPv4 also takes the short
+    forms inet_parse accepts (a.b.c with a 16-bit c, a.b with a 24-bit b)."""
+    if not isinstance(text, str) or not text:
+        return None
+    parts = text.split(".")
+    if ":" not in text and 2 <= len(parts) <= 4 and all(p.isdigit() for p in parts):
+        limits = {4: [255] * 4, 3: [255, 255, 65535], 2: [255, 16777215]}[len(parts)]
+        return "ipv4" if all(int(p) <= lim for p, lim in zip(parts, limits)) else None
+    if ":" in text:
+        try:
+            ipaddress.IPv6Address(text)
+            return "ipv6"
+        except ValueError:
+            return None
+    return None
+
+
+def _parse_port(text):
+    """emqx_schema:parse_port/1 -> (port, None) or (None, reason)."""
+    t = text.strip()
+    m = re.fullmatch(r"[+-]?[0-9]+", t)
+    if not m:
+        return None, "bad_port_number"
+    p = int(t)
+    if p < 0:
+        return None, "port_number_must_be_positive"
+    if p > 65535:
+        return None, "port_number_too_large"
+    return p, None
+
+
 class Bind(T):
-    """`ip:port`, `[ipv6]:port`, `:port` or a port number."""
+    """emqx_schema:ip_port(): an integer, or a string as to_ip_port/1 takes it: spaces removed,
+    split at the LAST colon, `[...]` brackets dropped, the part before it an IP address
+    (inet:parse_address/1: `0.0.0.0:1883`, `::1:1883`, `[::1]:1883`, `:::1883`), empty for a
+    local port (`:1883`, `1883`). A host name (`localhost:1883`) is refused: bad_ip_port."""
 
     def __init__(self, allow_zero=False):
         self.allow_zero = allow_zero
@@ -291,21 +336,27 @@ class Bind(T):
             if lo <= v <= 65535:
                 return v
             raise ConfigError(path, "bad_port_number", v)
-        if isinstance(v, str):
-            if re.fullmatch(r"[0-9]+", v):
-                return self(int(v), path)
-            m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]+)", v) or re.fullmatch(r"([0-9.]*):([0-9]+)", v)
-            if m:
-                ip, port = m.group(1), int(m.group(2))
-                if ip:
-                    try:
-                        ipaddress.ip_address(ip)
-                    except ValueError:
-                        raise ConfigError(path, "bad_ip_address", v)
-                if not lo <= port <= 65535:
-                    raise ConfigError(path, "bad_port_number", v)
-                return v
-        raise ConfigError(path, "bad_ip_port (expected \"ip:port\" or a port number)", v)
+        if not isinstance(v, str):
+            raise ConfigError(path, "bad_ip_port", v)
+        s = v.replace(" ", "")
+        ip, sep, port_text = s.rpartition(":")
+        if not sep:
+            port, err = _parse_port(s)
+            if err:
+                raise ConfigError(path, err, v)
+            return s
+        if ip.startswith("["):
+            if not ip.endswith("]"):
+                raise ConfigError(path, "bad_ip_port", v)
+            ip = ip[1:-1]
+        port, err = _parse_port(port_text)
+        if not ip:
+            if err:
+                raise ConfigError(path, err, v)
+            return s
+        if err or inet_address_family(ip) is None:
+            raise ConfigError(path, "bad_ip_port", v)
+        return s
 
 
 class ListOf(T):
@@ -449,15 +500,15 @@ NODE = Obj({
     "broker_shared_dispatch": F(ANY),
 })
 
-CLUSTER = Obj({
+# emqx_conf_schema fields("cluster") at v5.8.9 (open source: nothing injected at `cluster`; the
+# enterprise build injects core_nodes)
+_CLUSTER_FIELDS = {
     "name": F(STR, "emqxcl"),
-    "description": F(STR),
-    "discovery_strategy": F(Enum("manual", "static", "singleton", "dns", "etcd", "k8s", "mcast"), "manual"),
-    "core_nodes": F(ListOf(NodeName(), comma_string=True)),
+    "discovery_strategy": F(Enum("manual", "static", "singleton", "dns", "etcd", "k8s"), "manual"),
     "autoclean": F(Duration(allow_infinity=True), "24h"),
     "autoheal": F(BOOL, True),
     "proto_dist": F(Enum("inet_tcp", "inet6_tcp", "inet_tls", "inet6_tls"), "inet_tcp"),
-    "quic_lb": F(ANY),
+    "quic_lb_mode": F(ANY),
     "static": F(Obj({"seeds": F(ListOf(NodeName(), comma_string=True), [])})),
     "dns": F(Obj({"name": F(STR, "localhost"), "record_type": F(Enum("a", "aaaa", "srv"), "a")})),
     "etcd": F(Obj({
@@ -471,8 +522,11 @@ CLUSTER = Obj({
         "apiserver": F(STR), "service_name": F(STR), "address_type": F(Enum("ip", "dns", "hostname")),
         "namespace": F(STR), "suffix": F(STR),
     })),
-    "mcast": F(ANY),
-})
+    "prevent_overlapping_partitions": F(BOOL),
+}
+if _edition_name() == "enterprise":
+    _CLUSTER_FIELDS["core_nodes"] = F(ListOf(NodeName(), comma_string=True))
+CLUSTER = Obj(_CLUSTER_FIELDS)
 
 RPC = Obj({
     "mode": F(Enum("sync", "async")),
@@ -738,7 +792,29 @@ FORCE_SHUTDOWN = Obj({
 
 SYSMON = Obj({"vm": F(ANY), "os": F(ANY), "top": F(ANY)})
 
-ROOTS = {
+# Every root of the EMQX 5.8.9 open-source schema: emqx_conf_schema:roots/0 = emqx_schema:roots(high)
+# (listeners, mqtt, zones, plus `authorization` and `authentication` injected by emqx_auth) ++ node,
+# cluster, log, rpc ++ emqx_schema:roots(medium) ++ roots(low) ++ the roots of the ce MERGED_CONFIGS
+# modules (bridge, connector, bridge_v2, retainer, auto_subscribe, telemetry, modules, plugins,
+# dashboard, gateway, prometheus, rule_engine, exhook, psk, limiter, slow_subs, mgmt_api_key).
+EMQX_5_8_9_ROOTS = (
+    "listeners", "mqtt", "zones", "authorization", "authentication",
+    "node", "cluster", "log", "rpc",
+    "broker", "sys_topics", "force_shutdown", "overload_protection", "durable_storage",
+    "force_gc", "conn_congestion", "stats", "sysmon", "alarm", "flapping_detect", "durable_sessions",
+    "trace", "crl_cache", "banned",
+    "bridges", "connectors", "actions", "sources", "retainer", "auto_subscribe", "telemetry", "delayed",
+    "rewrite", "topic_metrics", "plugins", "dashboard", "gateway", "prometheus", "rule_engine", "exhook",
+    "psk_authentication", "limiter", "slow_subs", "api_key",
+)
+# Enterprise (5.9+) roots on top of those (not checked against the e5.x source one by one).
+ENTERPRISE_EXTRA_ROOTS = (
+    "license", "opentelemetry", "file_transfer", "schema_registry", "schema_validation",
+    "message_transformation", "cluster_link",
+)
+
+# roots whose contents the stand-in checks
+CHECKED_ROOTS = {
     "node": F(NODE),
     "cluster": F(CLUSTER),
     "rpc": F(RPC),
@@ -754,18 +830,21 @@ ROOTS = {
     "sysmon": F(SYSMON),
 }
 
-# roots EMQX 5.8 knows that the stand-in accepts without checking their contents
-LOOSE_ROOTS = (
-    "zones", "flapping_detect", "force_gc", "alarm", "sys_topics", "durable_sessions",
-    "session_persistence", "durable_storage", "retainer", "prometheus", "opentelemetry", "gateway",
-    "bridges", "connectors", "actions", "sources", "rule_engine", "exhook", "plugins",
-    "psk_authentication", "slow_subs", "topic_metrics", "delayed", "auto_subscribe", "rewrite",
-    "telemetry", "conn_congestion", "stats", "broker", "overload_protection", "limiter", "crl_cache",
-    "file_transfer", "schema_registry", "schema_validation", "message_transformation", "olp",
-    "banned", "mqtt_sn", "cluster_link", "resource", "ocsp",
-)
-for _r in LOOSE_ROOTS:
-    ROOTS[_r] = F(ANY)
+
+def root_names(edition=None):
+    """The root names the schema of this edition knows (as emqx_config:get_root_names/0)."""
+    edition = edition or _edition_name()
+    names = list(EMQX_5_8_9_ROOTS)
+    if edition == "enterprise":
+        names += [r for r in ENTERPRISE_EXTRA_ROOTS if r not in names]
+    return names
+
+
+ROOTS = {}
+for _r in root_names():
+    ROOTS[_r] = CHECKED_ROOTS.get(_r) or F(ANY)
+# roots the stand-in accepts without checking their contents (EMQX checks them)
+LOOSE_ROOTS = tuple(r for r in ROOTS if r not in CHECKED_ROOTS)
 
 SCHEMA = Obj(ROOTS)
 
@@ -787,9 +866,45 @@ def builtin_defaults():
     }
 
 
+class CheckedConfig(dict):
+    """The checked config (a dict); `unknown_roots` lists the root keys that were dropped."""
+
+    unknown_roots = ()
+
+
 def check(raw):
-    """Validate a merged raw config dict; return the typed config with defaults filled in."""
-    return SCHEMA(raw, "")
+    """Validate a merged raw config dict; return the typed config with defaults filled in.
+
+    Unknown ROOT keys are dropped (hocon_tconf filter_by_roots; emqx_config logs
+    config_key_not_recognized); unknown keys below a known root are refused (unknown_fields).
+    Then the schema's integrity validations run (emqx_conf_schema:validations/0)."""
+    unknown = [k for k in raw if k not in ROOTS] if isinstance(raw, dict) else []
+    known = {k: v for k, v in raw.items() if k in ROOTS} if isinstance(raw, dict) else raw
+    out = CheckedConfig(SCHEMA(known, ""))
+    out.unknown_roots = tuple(unknown)
+    validate_cluster_strategy(out)
+    return out
+
+
+def validate_cluster_strategy(conf):
+    """emqx_conf_schema:validate_cluster_strategy/1 (check_node_name_and_discovery_strategy): with
+    discovery `dns` and record type `a`/`aaaa` the node name's host must be an IP of that family."""
+    name = conf["node"]["name"]
+    host = name.split("@", 1)[1] if "@" in name else ""
+    strategy = conf["cluster"]["discovery_strategy"]
+    rtype = conf["cluster"]["dns"]["record_type"]
+    if strategy != "dns" or rtype == "srv":
+        return
+    fam = inet_address_family(host)
+    if fam is None:
+        result = ('#{domain => "%s",explain => "Node name must be of name@IP format for DNS cluster '
+                  'discovery strategy with \'%s\' record type."}' % (host, rtype))
+    elif (fam, rtype) in (("ipv4", "a"), ("ipv6", "aaaa")):
+        return
+    else:
+        result = ('#{address_type => %s,explain => "Node name address %s is incompatible with DNS record '
+                  'type %s",record_type => %s}' % (fam, fam, rtype, rtype))
+    raise ConfigError("node.name", "integrity_validation_failure", result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -828,9 +943,9 @@ def _set(obj, path, value):
         cur[path[-1]] = value
 
 
-def _parse_file(path):
+def _parse_file(path, include_dirs=()):
     try:
-        return hocon.parse_file(path)
+        return hocon.parse_file(path, include_dirs=include_dirs)
     except hocon.HoconError as e:
         raise ConfigError("", "syntax_error", e.message, line=e.line, filename=path)
     except UnicodeDecodeError as e:
@@ -838,25 +953,31 @@ def _parse_file(path):
 
 
 def load_raw(etc_dir, environ=None, data_dir=None):
-    """Merge the config sources in EMQX's order and return the raw (unchecked) dict."""
+    """Merge the config sources in EMQX's order and return the raw (unchecked) dict.
+
+    As bin/emqx: node.data_dir is read from emqx.conf alone (call_hocon multi_get, no include
+    dirs), then base.hocon, data_dir/configs/cluster.hocon and emqx.conf are read with
+    data_dir/configs as the include dir (call_hocon ... -d data_dir/configs generate); `include`
+    directives are followed in both reads."""
     environ = os.environ if environ is None else environ
     raw = builtin_defaults()
-    base = os.path.join(etc_dir, "base.hocon")
-    if os.path.exists(base):
-        raw = hocon.merge(raw, _parse_file(base))
     conf_path = os.path.join(etc_dir, "emqx.conf")
-    conf = _parse_file(conf_path) if os.path.exists(conf_path) else {}
     envs = env_overrides(environ)
     # node.data_dir decides where cluster.hocon lives: look at emqx.conf and env first
     if data_dir is None:
-        probe = hocon.merge(raw, conf)
+        probe = _parse_file(conf_path) if os.path.exists(conf_path) else {}
         for path, text in envs:
             _set(probe, path, _env_value(text))
         dd = probe.get("node", {}).get("data_dir") if isinstance(probe.get("node"), dict) else None
         data_dir = interpolate_env(str(dd)) if dd else "data"
+    inc = [os.path.join(data_dir, "configs")]
+    base = os.path.join(etc_dir, "base.hocon")
+    if os.path.exists(base):
+        raw = hocon.merge(raw, _parse_file(base, inc))
     cluster_hocon = os.path.join(data_dir, "configs", "cluster.hocon")
     if os.path.exists(cluster_hocon):
-        raw = hocon.merge(raw, _parse_file(cluster_hocon))
+        raw = hocon.merge(raw, _parse_file(cluster_hocon, inc))
+    conf = _parse_file(conf_path, inc) if os.path.exists(conf_path) else {}
     raw = hocon.merge(raw, conf)
     for path, text in envs:
         _set(raw, path, _env_value(text))

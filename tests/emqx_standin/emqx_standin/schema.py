@@ -882,8 +882,17 @@ def check(raw):
     known = {k: v for k, v in raw.items() if k in ROOTS} if isinstance(raw, dict) else raw
     out = CheckedConfig(SCHEMA(known, ""))
     out.unknown_roots = tuple(unknown)
+    validate_node_role(out)
     validate_cluster_strategy(out)
     return out
+
+
+def validate_node_role(conf):
+    """emqx_conf_schema:validate_node_role/1 (node.role validator): the open-source 5.8 build
+    knows only `core`."""
+    if conf["node"]["role"] == "replicant" and _edition_name() != "enterprise":
+        raise ConfigError("node.role", "Node role 'replicant' is only allowed in Enterprise edition since 5.8.0",
+                          "replicant")
 
 
 def validate_cluster_strategy(conf):

@@ -70,6 +70,13 @@ def test_dns_discovery_with_a_host_name_refuses_to_boot(tmp_path):
     assert 'domain => "emqx1.example.com"' in err
 
 
+def test_replicant_role_is_enterprise_only():
+    with pytest.raises(ConfigError) as ei:
+        check("node.role = replicant\n")
+    assert ei.value.key_path() == "node.role"
+    assert ei.value.reason == "Node role 'replicant' is only allowed in Enterprise edition since 5.8.0"
+
+
 # ---------------------------------------------------------------------------- roots and keys
 def test_root_list_is_emqx_5_8_9s():
     roots = schema.root_names("opensource")

@@ -255,6 +255,7 @@ def _not_a_package(tmp: Path) -> str:
 
 SHORT_COOKIE = "sh0rtC00k1e"
 COLON_SECRET = "left:" + uuid.uuid4().hex
+LICENSE = "lic-" + uuid.uuid4().hex
 LONG_PASSWORD = "Pw1-" + uuid.uuid4().hex + uuid.uuid4().hex[:29]  # 65 characters
 LETTERS_PASSWORD = "onlyletters" + "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex[:8])
 UMLAUT_PASSWORD = "p\u00e4ssw0rd-" + uuid.uuid4().hex[:6]
@@ -357,6 +358,8 @@ CASES = [
          {"emq_node_dashboard_bind": "emqx-1.example:18083"}),
     Case("enterprise-cluster-without-license", "Check the enterprise license", ("5.10.4", "emq_node_license_key", "open-source 5.8.x"),
          {"emq_node_version": "5.10.4"}),
+    Case("license-on-open-source", "Check the enterprise license", ("emq_node_license_key", "open-source build", "drop license.key"),
+         {"emq_node_license_key": LICENSE}, secrets=(LICENSE,), not_expect=("clustering",)),
     Case("target-connections-above-nr-open", "Check the open-file limit fits the kernel", ("emq_node_target_connections", "fs.nr_open", "Lower"),
          {"emq_node_target_connections": 600000000}),
     Case("cluster-remove-unknown-node", "Check the discovery strategy and the node lists",

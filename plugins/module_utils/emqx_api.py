@@ -257,3 +257,83 @@ class EmqxApi(object):
         except EmqxApiError:
             return False
         return status == 204
+
+
+def api_params_problem(params):
+    """A sentence saying what is wrong with the options of ``iothub.emq.emqx_api``, or None."""
+    problem = check_api_url(params['api_url'])
+    if problem:
+        return problem
+    if params['timeout'] <= 0:
+        return 'timeout must be 1 or more seconds.'
+    return None
+
+
+class EmqxApiJob(object):
+    """What a module that logs in as a dashboard user shares: its client, its token and its results.
+
+    A subclass writes :meth:`run`, which calls :meth:`exit` or :meth:`fail` (both log out first), and
+    :meth:`fields` (its own return values) and :meth:`diff`. Every message goes through :func:`redact`
+    with :meth:`secrets`, so no password reaches a result.
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.username = module.params['username']
+        self.api = EmqxApi.from_module(module)
+        self.changed = False
+        self.token = None
+
+    # -- what a subclass says about its results ---------------------------------------------
+
+    def secrets(self):
+        """Every value that must never appear in a result."""
+        return [self.params['password']]
+
+    def fields(self):
+        """The module's own return values, besides changed, msg, requests and diff."""
+        return {}
+
+    def diff(self):
+        """The diff in diff mode, or None for none."""
+        return None
+
+    def run(self):
+        raise NotImplementedError
+
+    # -- results -----------------------------------------------------------------------------
+
+    def result(self, msg, **extra):
+        result = dict(changed=self.changed, msg=redact(msg, self.secrets()))
+        result.update(self.fields())
+        result['requests'] = list(self.api.requests)
+        if self.module._diff:
+            diff = self.diff()
+            if diff is not None:
+                result['diff'] = diff
+        result.update(extra)
+        return result
+
+    def _logout(self):
+        if self.token is not None:
+            self.api.logout(self.username, self.token)
+            self.token = None
+
+    def exit(self, msg):
+        self._logout()
+        self.module.exit_json(**self.result(msg))
+
+    def fail(self, msg, **extra):
+        self._logout()
+        self.module.fail_json(**self.result(msg, **extra))
+
+    def execute(self):
+        """:meth:`run`; when a request gets no usable answer, fail with its URL and status (no logout)."""
+        try:
+            self.run()
+        except EmqxApiError as exc:
+            result = self.result(exc.msg)
+            result.update(exc.fail_kwargs())
+            result['msg'] = redact(result['msg'], self.secrets())
+            self.module.fail_json(**result)

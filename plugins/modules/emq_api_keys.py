@@ -162,12 +162,10 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.iothub.emq.plugins.module_utils.emqx_api import (
     BOOTSTRAP_DESC,
-    EmqxApi,
-    EmqxApiError,
-    check_api_url,
+    EmqxApiJob,
+    api_params_problem,
     describe,
     emqx_api_argument_spec,
-    redact,
 )
 
 
@@ -175,54 +173,32 @@ def _plural(count, one, many):
     return '{0} {1}'.format(count, one if count == 1 else many)
 
 
-class ApiKeys(object):
+class ApiKeys(EmqxApiJob):
 
     def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.username = module.params['username']
-        self.api = EmqxApi.from_module(module)
+        super(ApiKeys, self).__init__(module)
         self.wanted = []
         for key in module.params['keys']:
             if key not in self.wanted:
                 self.wanted.append(key)
-        self.token = None
         self.before = None
         self.after = None
         self.revoked = []
         self.missing = []
-        self.changed = False
 
     # -- results -----------------------------------------------------------------------
 
-    def _result(self, msg, **extra):
-        result = dict(
-            changed=self.changed,
-            msg=redact(msg, [self.params['password']]),
-            revoked=sorted(self.revoked),
-            missing=list(self.missing),
-            requests=list(self.api.requests),
-        )
+    def fields(self):
+        fields = dict(revoked=sorted(self.revoked), missing=list(self.missing))
         if self.after is not None:
-            result['keys'] = list(self.after)
-        if self.module._diff and self.before is not None:
-            result['diff'] = dict(before=dict(keys=list(self.before)),
-                                  after=dict(keys=list(self.after if self.after is not None else self.before)))
-        result.update(extra)
-        return result
+            fields['keys'] = list(self.after)
+        return fields
 
-    def _logout(self):
-        if self.token is not None:
-            self.api.logout(self.username, self.token)
-            self.token = None
-
-    def exit(self, msg):
-        self._logout()
-        self.module.exit_json(**self._result(msg))
-
-    def fail(self, msg, **extra):
-        self._logout()
-        self.module.fail_json(**self._result(msg, **extra))
+    def diff(self):
+        if self.before is None:
+            return None
+        return dict(before=dict(keys=list(self.before)),
+                    after=dict(keys=list(self.after if self.after is not None else self.before)))
 
     # -- steps -------------------------------------------------------------------------
 
@@ -327,24 +303,14 @@ def main():
         revoke_unlisted=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    problem = check_api_url(module.params['api_url'])
+    problem = api_params_problem(module.params)
     if problem:
         module.fail_json(msg=problem)
-    if module.params['timeout'] <= 0:
-        module.fail_json(msg='timeout must be 1 or more seconds.')
     empty = [index for index, key in enumerate(module.params['keys']) if not key]
     if empty:
         module.fail_json(msg='keys holds an empty value at position {0}; list the api_key part of each line of the '
                              'bootstrap file.'.format(empty[0]))
-
-    job = ApiKeys(module)
-    try:
-        job.run()
-    except EmqxApiError as exc:
-        result = job._result(exc.msg)
-        result.update(exc.fail_kwargs())
-        result['msg'] = redact(result['msg'], [module.params['password']])
-        module.fail_json(**result)
+    ApiKeys(module).execute()
 
 
 if __name__ == '__main__':

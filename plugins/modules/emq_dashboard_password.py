@@ -158,63 +158,35 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.iothub.emq.plugins.module_utils.emqx_api import (
     ERROR_PWD_NOT_MATCH,
     USER_NOT_FOUND,
-    EmqxApi,
-    EmqxApiError,
-    check_api_url,
+    EmqxApiJob,
+    api_params_problem,
     describe,
     emqx_api_argument_spec,
     error_code,
     error_message,
     password_problem,
-    redact,
 )
 
 
-class DashboardPassword(object):
+class DashboardPassword(EmqxApiJob):
 
     def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.username = module.params['username']
+        super(DashboardPassword, self).__init__(module)
         self.password = module.params['password']
-        self.api = EmqxApi.from_module(module)
-        self.changed = False
         self.logged_in_with = ''
-        self.token = None
 
     # -- results -----------------------------------------------------------------------
 
-    def _secrets(self):
+    def secrets(self):
         return [self.password] + list(self.params['previous_passwords'] or [])
 
-    def _result(self, msg, **extra):
-        result = dict(
-            changed=self.changed,
-            msg=redact(msg, self._secrets()),
-            username=self.username,
-            logged_in_with=self.logged_in_with,
-            requests=list(self.api.requests),
-        )
-        if self.module._diff:
-            if self.changed:
-                result['diff'] = dict(before=dict(password='<old>'), after=dict(password='<changed>'))
-            else:
-                result['diff'] = dict(before=dict(password='<unchanged>'), after=dict(password='<unchanged>'))
-        result.update(extra)
-        return result
+    def fields(self):
+        return dict(username=self.username, logged_in_with=self.logged_in_with)
 
-    def _logout(self):
-        if self.token is not None:
-            self.api.logout(self.username, self.token)
-            self.token = None
-
-    def exit(self, msg):
-        self._logout()
-        self.module.exit_json(**self._result(msg))
-
-    def fail(self, msg, **extra):
-        self._logout()
-        self.module.fail_json(**self._result(msg, **extra))
+    def diff(self):
+        if self.changed:
+            return dict(before=dict(password='<old>'), after=dict(password='<changed>'))
+        return dict(before=dict(password='<unchanged>'), after=dict(password='<unchanged>'))
 
     # -- steps -------------------------------------------------------------------------
 
@@ -310,22 +282,12 @@ def main():
         previous_passwords=dict(type='list', elements='str', default=[], no_log=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    problem = check_api_url(module.params['api_url'])
+    problem = api_params_problem(module.params)
     if problem:
         module.fail_json(msg=problem)
-    if module.params['timeout'] <= 0:
-        module.fail_json(msg='timeout must be 1 or more seconds.')
     if not module.params['password']:
         module.fail_json(msg='password must not be empty.')
-
-    job = DashboardPassword(module)
-    try:
-        job.run()
-    except EmqxApiError as exc:
-        result = job._result(exc.msg)
-        result.update(exc.fail_kwargs())
-        result['msg'] = redact(result['msg'], job._secrets())
-        module.fail_json(**result)
+    DashboardPassword(module).execute()
 
 
 if __name__ == '__main__':

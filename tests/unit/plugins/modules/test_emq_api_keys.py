@@ -8,59 +8,21 @@
 
 from __future__ import annotations
 
-import email.message
-import io
-import json
-import urllib.error
-from unittest import mock
-
 import pytest
 
-from ansible_collections.iothub.emq.plugins.module_utils import emqx_api
 from ansible_collections.iothub.emq.plugins.module_utils.emqx_api import bootstrap_key_name
 from ansible_collections.iothub.emq.plugins.modules import emq_api_keys
+from ansible_collections.iothub.emq.tests.unit.plugins.modules.emqx_api_fake import (
+    API,
+    assert_no_secret,
+    login,
+    logout,
+    play,
+)
 
 
-API = 'http://10.0.0.1:18083/api/v5'
-USER = 'admin'
 PASSWORD = 'Adm1n$`"\'pw'
 TOKEN = 'tok-api-keys'
-
-
-class Response(object):
-    def __init__(self, status, payload):
-        self.status = status
-        self.payload = payload
-
-    def getcode(self):
-        return self.status
-
-    def read(self):
-        return self.payload
-
-
-class FakeEmqx(object):
-    """Plays a script of (method, path, body, token, status, answer) and checks each request."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.calls = []
-
-    def __call__(self, url, data=None, headers=None, method=None, follow_redirects=None, use_netrc=None, **kwargs):
-        assert follow_redirects == 'none'
-        assert use_netrc is False
-        body = json.loads(data) if data else None
-        auth = (headers or {}).get('Authorization')
-        self.calls.append((method, url, body, auth))
-        assert self.script, 'unexpected request {0} {1}'.format(method, url)
-        exp_method, exp_path, exp_body, exp_token, status, answer = self.script.pop(0)
-        assert (method, url) == (exp_method, API + exp_path)
-        assert body == exp_body
-        assert auth == ('Bearer ' + exp_token if exp_token else None)
-        payload = json.dumps(answer).encode() if answer is not None else b''
-        if status >= 400:
-            raise urllib.error.HTTPError(url, status, 'error', email.message.Message(), io.BytesIO(payload))
-        return Response(status, payload)
 
 
 def boot(api_key, enable=True, expired=False):
@@ -76,10 +38,9 @@ def dash(api_key, name):
             'desc': 'grafana', 'enable': True, 'expired': False}
 
 
-LOGIN = ('POST', '/login', {'username': USER, 'password': PASSWORD}, None, 200, {'token': TOKEN, 'version': '5.8.9'})
-LOGIN_REFUSED = ('POST', '/login', {'username': USER, 'password': PASSWORD}, None, 401,
-                 {'code': 'BAD_USERNAME_OR_PWD', 'message': 'Auth failed'})
-LOGOUT = ('POST', '/logout', {'username': USER}, TOKEN, 204, None)
+LOGIN = login(PASSWORD, TOKEN)
+LOGIN_REFUSED = login(PASSWORD)
+LOGOUT = logout(TOKEN)
 
 
 def listing(*entries):
@@ -95,15 +56,10 @@ def emqx(run_module):
     """emqx(script, keys, check_mode=False, diff=False, **args) -> (result, fake)."""
 
     def run(script, keys, check_mode=False, diff=False, **args):
-        fake = FakeEmqx(script)
         params = dict(api_url=API, password=PASSWORD, keys=list(keys))
         params.update(args)
-        with mock.patch.object(emqx_api, 'open_url', side_effect=fake):
-            result = run_module(emq_api_keys.main, params, check_mode=check_mode, diff=diff)
-        assert not fake.script, 'requests not sent: {0}'.format(fake.script)
-        text = json.dumps(result)
-        assert PASSWORD not in text and json.dumps(PASSWORD)[1:-1] not in text, 'the password leaked into the result'
-        assert TOKEN not in text, 'the token leaked into the result'
+        result, fake = play(run_module, emq_api_keys.main, params, script, check_mode=check_mode, diff=diff)
+        assert_no_secret(result, [PASSWORD], [TOKEN])
         return result, fake
 
     return run

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import email.message
-import io
 import json
 import urllib.error
 from unittest import mock
@@ -19,70 +17,30 @@ import pytest
 from ansible.module_utils import basic
 from ansible_collections.iothub.emq.plugins.module_utils import emqx_api
 from ansible_collections.iothub.emq.plugins.modules import emq_dashboard_password
+from ansible_collections.iothub.emq.tests.unit.plugins.modules.emqx_api_fake import (
+    API,
+    BAD_LOGIN,
+    USER,
+    FakeEmqx,
+    assert_no_secret,
+    login,
+    logout,
+    play,
+)
 
 
-API = 'http://10.0.0.1:18083/api/v5'
-USER = 'admin'
 # Passwords with the characters that `su - emqx -c` used to mangle.
 NEW = 'N3w$ecret`"q\'x'
 OLD = 'Old-Pa55!word'
 OTHER = 'public'
 SECRETS = (NEW, OLD, OTHER)
+TOKENS = ('tok-',)
 
-BAD_LOGIN = {'code': 'BAD_USERNAME_OR_PWD', 'message': 'Auth failed'}
 NOT_MATCH = {'code': 'ERROR_PWD_NOT_MATCH', 'message': 'Old password not match'}
 BAD_TOKEN = {'code': 'BAD_TOKEN', 'message': 'Get a token by POST /login'}
 TOO_SHORT = {'code': 'BAD_REQUEST', 'message': 'The range of password length is 8~64'}
 NO_USER = {'code': 'USER_NOT_FOUND', 'message': 'User not found'}
-
-
-class Response(object):
-    def __init__(self, status, payload):
-        self.status = status
-        self.payload = payload
-
-    def getcode(self):
-        return self.status
-
-    def read(self):
-        return self.payload
-
-
-class FakeEmqx(object):
-    """Plays a script of (method, path, body, token, status, answer) and checks each request."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.calls = []
-
-    def __call__(self, url, data=None, headers=None, method=None, timeout=None, validate_certs=None,
-                 follow_redirects=None, use_netrc=None, **kwargs):
-        assert follow_redirects == 'none', 'a password must never follow a redirect'
-        assert use_netrc is False
-        body = json.loads(data) if data else None
-        auth = (headers or {}).get('Authorization')
-        self.calls.append((method, url, body, auth))
-        assert self.script, 'unexpected request {0} {1}'.format(method, url)
-        exp_method, exp_path, exp_body, exp_token, status, answer = self.script.pop(0)
-        assert (method, url) == (exp_method, API + exp_path)
-        assert body == exp_body
-        assert auth == ('Bearer ' + exp_token if exp_token else None)
-        payload = json.dumps(answer).encode() if answer is not None else b''
-        if status >= 400:
-            raise urllib.error.HTTPError(url, status, 'error', email.message.Message(), io.BytesIO(payload))
-        return Response(status, payload)
-
-
-def login(password, token=None):
-    """POST /login that works (with a token) or is refused (token None)."""
-    body = {'username': USER, 'password': password}
-    if token:
-        return ('POST', '/login', body, None, 200, {'token': token, 'version': '5.8.9', 'role': 'administrator'})
-    return ('POST', '/login', body, None, 401, BAD_LOGIN)
-
-
-def logout(token):
-    return ('POST', '/logout', {'username': USER}, token, 204, None)
+ECHO = {'code': 'BAD_REQUEST', 'message': 'cannot use ' + NEW + ' instead of ' + OLD}
 
 
 def change(token, old, status=204, answer=None, user=USER):
@@ -90,11 +48,21 @@ def change(token, old, status=204, answer=None, user=USER):
             {'old_pwd': old, 'new_pwd': NEW}, token, status, answer)
 
 
-def assert_no_secret(result):
-    text = json.dumps(result)
-    for secret in SECRETS:
-        assert json.dumps(secret)[1:-1] not in text and secret not in text, 'a password leaked into the result'
-    assert 'tok-' not in text, 'a token leaked into the result'
+def from_old(*then):
+    """NEW is refused, OLD logs in (tok-1), then the steps ``then``."""
+    return [login(NEW), login(OLD, 'tok-1')] + list(then)
+
+
+def refused_change(status, answer):
+    """From OLD, EMQX refuses the change with ``status`` and ``answer``, and the module logs out."""
+    return from_old(change('tok-1', OLD, status, answer), logout('tok-1'))
+
+
+def changed(user=USER, refused=()):
+    """NEW and each of ``refused`` are refused, OLD logs in, the change works, NEW logs in (tok-2)."""
+    return ([login(NEW, user=user)] + [login(value, user=user) for value in refused]
+            + [login(OLD, 'tok-1', user=user), change('tok-1', OLD, user=user), login(NEW, 'tok-2', user=user),
+               logout('tok-2', user=user)])
 
 
 @pytest.fixture
@@ -102,13 +70,11 @@ def emqx(run_module):
     """emqx(script, previous=(), check_mode=False, diff=False, **args) -> (result, fake)."""
 
     def run(script, previous=(), check_mode=False, diff=False, **args):
-        fake = FakeEmqx(script)
         params = dict(api_url=API, password=NEW, previous_passwords=list(previous))
         params.update(args)
-        with mock.patch.object(emqx_api, 'open_url', side_effect=fake):
-            result = run_module(emq_dashboard_password.main, params, check_mode=check_mode, diff=diff)
-        assert not fake.script, 'requests not sent: {0}'.format(fake.script)
-        assert_no_secret(result)
+        result, fake = play(run_module, emq_dashboard_password.main, params, script,
+                            check_mode=check_mode, diff=diff)
+        assert_no_secret(result, SECRETS, TOKENS)
         return result, fake
 
     return run
@@ -136,119 +102,46 @@ def test_already_right_diff(emqx):
 # -- needs a change ----------------------------------------------------------------------
 
 
-def test_changes_from_previous_password(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD),
-        login(NEW, 'tok-2'),
-        logout('tok-2'),
-    ], previous=[OLD])
+@pytest.mark.parametrize('previous, refused, label, user, path', [
+    ([OLD], [], 'previous_passwords[0]', USER, '/users/admin/change_pwd'),
+    ([OTHER, OLD], [OTHER], 'previous_passwords[1]', USER, '/users/admin/change_pwd'),
+    (['', NEW, OLD, OLD], [], 'previous_passwords[2]', USER, '/users/admin/change_pwd'),
+    ([OLD], [], 'previous_passwords[0]', 'ops team', '/users/ops%20team/change_pwd'),
+], ids=['from-previous-password', 'tries-previous-in-order', 'skips-empty-and-repeated', 'user-name-quoted'])
+def test_changes_from_previous_password(emqx, previous, refused, label, user, path):
+    result, fake = emqx(changed(user, refused), previous=previous, username=user, diff=True)
     assert not result['failed']
     assert result['changed'] is True
-    assert result['logged_in_with'] == 'previous_passwords[0]'
-    assert result['msg'] == 'Changed the password of dashboard user admin.'
-    assert result['requests'] == ['POST /login 401', 'POST /login 200', 'POST /users/admin/change_pwd 204',
-                                  'POST /login 200', 'POST /logout 204']
-
-
-def test_tries_previous_passwords_in_order(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OTHER),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD),
-        login(NEW, 'tok-2'),
-        logout('tok-2'),
-    ], previous=[OTHER, OLD], diff=True)
-    assert result['changed'] is True
-    assert result['logged_in_with'] == 'previous_passwords[1]'
+    assert result['logged_in_with'] == label
+    assert result['msg'] == 'Changed the password of dashboard user {0}.'.format(user)
+    assert result['requests'] == ['POST /login 401'] * (1 + len(refused)) + [
+        'POST /login 200', 'POST {0} 204'.format(path), 'POST /login 200', 'POST /logout 204']
     assert result['diff'] == dict(before=dict(password='<old>'), after=dict(password='<changed>'))
-
-
-def test_skips_empty_and_repeated_previous_passwords(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD),
-        login(NEW, 'tok-2'),
-        logout('tok-2'),
-    ], previous=['', NEW, OLD, OLD])
-    assert result['changed'] is True
-    assert result['logged_in_with'] == 'previous_passwords[2]'
-
-
-def test_user_name_is_quoted_in_the_path(emqx):
-    user = 'ops team'
-
-    def as_user(step):
-        method, path, body, token, status, answer = step
-        if body and 'username' in body:
-            body = dict(body, username=user)
-        return (method, path, body, token, status, answer)
-
-    result, fake = emqx([as_user(s) for s in (
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, user=user),
-        login(NEW, 'tok-2'),
-        logout('tok-2'),
-    )], previous=[OLD], username=user)
-    assert result['changed'] is True
-    assert 'POST /users/ops%20team/change_pwd 204' in result['requests']
 
 
 # -- races with another node ----------------------------------------------------------------
 
 
-def test_race_old_password_no_longer_matches(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 400, NOT_MATCH),
-        login(NEW, 'tok-2'),
-        logout('tok-2'),
-    ], previous=[OLD], diff=True)
+@pytest.mark.parametrize('status, answer', [(400, NOT_MATCH), (401, BAD_TOKEN)],
+                         ids=['old-password-no-longer-matches', 'token-dropped-by-the-other-change'])
+def test_race_changed_meanwhile(emqx, status, answer):
+    result, fake = emqx(from_old(change('tok-1', OLD, status, answer), login(NEW, 'tok-2'), logout('tok-2')),
+                        previous=[OLD], diff=True)
     assert not result['failed']
     assert result['changed'] is False
     assert 'meanwhile' in result['msg']
     assert result['diff']['before'] == result['diff']['after']
 
 
-def test_race_token_dropped_by_the_other_change(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 401, BAD_TOKEN),
-        login(NEW, 'tok-2'),
-        logout('tok-2'),
-    ], previous=[OLD])
-    assert not result['failed']
-    assert result['changed'] is False
-
-
-def test_race_and_the_configured_password_does_not_log_in(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 400, NOT_MATCH),
-        login(NEW),
-    ], previous=[OLD])
+@pytest.mark.parametrize('status, answer, was_changed, fragments', [
+    (400, NOT_MATCH, False, ['ERROR_PWD_NOT_MATCH', 'run the task again']),
+    (204, None, True, ['accepted']),
+], ids=['race-and-the-configured-password-does-not-log-in', 'changed-but-does-not-log-in-afterwards'])
+def test_configured_password_does_not_log_in_after_the_change(emqx, status, answer, was_changed, fragments):
+    result, fake = emqx(from_old(change('tok-1', OLD, status, answer), login(NEW)), previous=[OLD])
     assert result['failed']
-    assert 'ERROR_PWD_NOT_MATCH' in result['msg']
-    assert 'run the task again' in result['msg']
-
-
-def test_changed_but_does_not_log_in_afterwards(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD),
-        login(NEW),
-    ], previous=[OLD])
-    assert result['failed']
-    assert result['changed'] is True
-    assert 'accepted' in result['msg']
+    assert result['changed'] is was_changed
+    assert all(fragment in result['msg'] for fragment in fragments)
 
 
 # -- nothing logs in ---------------------------------------------------------------------------
@@ -279,12 +172,7 @@ def test_none_logs_in_without_previous(emqx):
 
 
 def test_new_password_refused(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 400, TOO_SHORT),
-        logout('tok-1'),
-    ], previous=[OLD])
+    result, fake = emqx(refused_change(400, TOO_SHORT), previous=[OLD])
     assert result['failed']
     assert result['changed'] is False
     assert result['msg'] == 'EMQX refused the new password of dashboard user admin: The range of password length is 8~64.'
@@ -292,39 +180,19 @@ def test_new_password_refused(emqx):
     assert result['url'] == API + '/users/admin/change_pwd'
 
 
-def test_refusal_that_echoes_a_password_is_redacted(emqx):
-    echo = {'code': 'BAD_REQUEST', 'message': 'cannot use ' + NEW + ' instead of ' + OLD}
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 400, echo),
-        logout('tok-1'),
-    ], previous=[OLD])
+@pytest.mark.parametrize('status, answer, start, fragments', [
+    (400, ECHO, 'EMQX refused the new password of dashboard user admin: ', ['********']),
+    (404, NO_USER, 'EMQX has no dashboard user admin any more', ['USER_NOT_FOUND']),
+    (403, {'code': 'UNAUTHORIZED_ROLE', 'message': 'no'}, 'Cannot change the password of dashboard user admin: POST ' + API,
+     ['403 UNAUTHORIZED_ROLE']),
+], ids=['refusal-that-echoes-a-password-is-redacted', 'user-gone', 'unexpected-status'])
+def test_change_refused(emqx, status, answer, start, fragments):
+    result, fake = emqx(refused_change(status, answer), previous=[OLD])
     assert result['failed']
-    assert '********' in result['msg']
-
-
-def test_user_gone(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 404, NO_USER),
-        logout('tok-1'),
-    ], previous=[OLD])
-    assert result['failed']
-    assert 'USER_NOT_FOUND' in result['msg']
-
-
-def test_unexpected_status(emqx):
-    result, fake = emqx([
-        login(NEW),
-        login(OLD, 'tok-1'),
-        change('tok-1', OLD, 403, {'code': 'UNAUTHORIZED_ROLE', 'message': 'no'}),
-        logout('tok-1'),
-    ], previous=[OLD])
-    assert result['failed']
-    assert result['msg'].startswith('Cannot change the password of dashboard user admin: POST ' + API)
-    assert '403 UNAUTHORIZED_ROLE' in result['msg']
+    assert result['changed'] is False
+    assert result['msg'].startswith(start)
+    assert all(fragment in result['msg'] for fragment in fragments)
+    assert result['status'] == status
 
 
 def test_login_answers_404(emqx):
@@ -343,7 +211,7 @@ def test_no_answer(run_module):
     assert result['failed']
     assert result['msg'].startswith('No answer to POST {0}/login'.format(API))
     assert result['url'] == API + '/login'
-    assert_no_secret(result)
+    assert_no_secret(result, SECRETS, TOKENS)
 
 
 # -- check mode ------------------------------------------------------------------------------------

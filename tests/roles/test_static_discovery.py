@@ -107,7 +107,7 @@ def test_static_discovery_waits_for_clusters_that_booted_apart_to_merge(tmp_path
 
 def test_a_node_discovery_left_alone_is_joined_and_no_other(tmp_path: Path) -> None:
     # Node 3 alone for good, nodes 1+2 together: after the settle time only node 3 is joined, through node 1.
-    run, _, calls = _run(tmp_path, 10 ** 6, alone=2, settle=3)
+    run, _elapsed, calls = _run(tmp_path, 10 ** 6, alone=2, settle=3)
     out = run.stdout + run.stderr
 
     assert run.returncode == 0, out[-4000:]

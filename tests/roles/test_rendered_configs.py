@@ -66,16 +66,17 @@ def _render(tmp_path, variant):
          "-e", "output_dir=%s" % out, "-e", "emq_node_secrets_dir=%s" % secrets, "-e", "@%s" % variant_file],
         capture_output=True, text=True, env=env, timeout=300, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    # Each host's emqx.conf includes <secrets>/secrets.conf: put that host's file there when it is checked.
-    return {p.stem: (p, secrets / ("%s.secrets.conf" % p.stem)) for p in out.iterdir()}
+    # Each host's emqx.conf includes <secrets>/secrets.conf and dashboard.conf: its files go there when it is checked.
+    return {p.stem: (p, secrets) for p in out.iterdir()}
 
 
 def _check(paths, tmp_path):
-    conf_path, secrets_path = paths
+    conf_path, secrets_dir = paths
     text = conf_path.read_text()
     for secret in SECRETS.values():
         assert secret not in text, "emqx.conf (world-readable after every package upgrade) holds a secret"
-    (secrets_path.parent / "secrets.conf").write_text(secrets_path.read_text())
+    for name in ("secrets.conf", "dashboard.conf"):
+        (secrets_dir / name).write_text((secrets_dir / ("%s.%s" % (conf_path.stem, name))).read_text())
     etc = tmp_path / ("etc-" + conf_path.stem)
     etc.mkdir()
     (etc / "emqx.conf").write_text(text)
@@ -90,6 +91,7 @@ def test_rendered_config_is_accepted(tmp_path, name):
         conf = _check(path, tmp_path)
         assert conf["node"]["name"] == "emqx@10.9.0.%s" % host[-1]
         assert conf["node"]["cookie"] == SECRETS["emq_node_cookie"]
+        assert conf["dashboard"]["default_password"] == SECRETS["emq_node_dashboard_password"]
         if conf["cluster"]["discovery_strategy"] == "static" and name != "explicit-seeds":
             assert sorted(conf["cluster"]["static"]["seeds"]) == ["emqx@10.9.0.1", "emqx@10.9.0.2", "emqx@10.9.0.3"]
 

@@ -123,7 +123,7 @@ def test_no_secret_was_readable_by_others_at_any_moment(day2):
 def test_secret_files(host):
     d = host.file(SECRETS_DIR)
     assert d.is_directory and (d.user, d.group, d.mode) == ("root", "emqx", 0o750)
-    for name in ("secrets.conf", "api_keys"):
+    for name in ("secrets.conf", "dashboard.conf", "api_keys"):
         f = host.file("%s/%s" % (SECRETS_DIR, name))
         assert (f.user, f.group, f.mode) == ("root", "emqx", 0o640), name
     assert not host.file("/etc/emqx/api_keys").exists
@@ -140,8 +140,11 @@ def test_rendered_config(host):
     assert 'discovery_strategy = "static"' in conf
     assert 'bind = "%s:18083"' % ADDR in conf
     assert 'include required("%s/secrets.conf")' % SECRETS_DIR in conf
+    assert 'include required("%s/dashboard.conf")' % SECRETS_DIR in conf
     secrets = json.loads(host.file(SECRETS_DIR + "/secrets.conf").content_string)
     assert secrets["node"]["cookie"] == GROUP_VARS["emq_node_cookie"]
+    first_boot = json.loads(host.file(SECRETS_DIR + "/dashboard.conf").content_string)
+    assert first_boot["dashboard"]["default_password"] == NEW_PASSWORD
     assert "emqxsecretcookie" not in conf
 
 
@@ -276,3 +279,18 @@ def test_a_second_day2_run_changes_nothing():
     assert rc == 0, out[-3000:]
     recap = [line for line in out.splitlines() if line.startswith("emq-node-1") and "ok=" in line]
     assert recap and "changed=0" in recap[-1], out[-3000:]
+
+
+def test_a_password_change_alone_restarts_nothing(host):
+    """Runs last: it leaves the node with a third password."""
+    third = "Th1rd-pw-%s" % os.urandom(4).hex()
+    before = host.check_output("systemctl show -P InvocationID emqx.service")
+    vars_file = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "third-password.yml")
+    with open(vars_file, "w", encoding="utf-8") as fh:
+        yaml.safe_dump({"emq_node_dashboard_password": third}, fh)
+    rc, out = _converge(extra=["-e", "@" + vars_file])
+    assert rc == 0, out[-3000:]
+    assert third not in out
+    assert host.check_output("systemctl show -P InvocationID emqx.service") == before
+    assert _login(third) == 200
+    assert _login(NEW_PASSWORD) == 401

@@ -256,6 +256,7 @@ def _not_a_package(tmp: Path) -> str:
 SHORT_COOKIE = "sh0rtC00k1e"
 COLON_SECRET = "left:" + uuid.uuid4().hex
 LICENSE = "lic-" + uuid.uuid4().hex
+OTHER_COOKIE = "ck-other-" + uuid.uuid4().hex
 LONG_PASSWORD = "Pw1-" + uuid.uuid4().hex + uuid.uuid4().hex[:29]  # 65 characters
 LETTERS_PASSWORD = "onlyletters" + "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex[:8])
 UMLAUT_PASSWORD = "p\u00e4ssw0rd-" + uuid.uuid4().hex[:6]
@@ -272,15 +273,28 @@ CASES = [
     Case("cookie-short", "Check the cookie", ("emq_node_cookie", "at least 16", "openssl rand -hex 24"),
          {"emq_node_cookie": SHORT_COOKIE}, secrets=(SHORT_COOKIE,)),
     Case("cookie-spaces", "Check the cookie", ("emq_node_cookie", "without spaces"), {"emq_node_cookie": SPACED_COOKIE}, secrets=(SPACED_COOKIE,)),
+    # issue 12's table: a cookie with a trailing newline (encrypt_string of a file) was accepted and the cluster
+    # never formed; a cookie that differed on one host split the cluster.
+    Case("cookie-trailing-newline", "Check the cookie", ("emq_node_cookie", "trailing newline", "encrypt_string"),
+         {"emq_node_cookie": COOKIE + "\n"}),
+    Case("cookie-differs-on-one-host", "Check every node has the same cookie",
+         ("emq_node_cookie is not the same on every node: n2 has another value than n1", "group_vars/emq_nodes/vault.yml"),
+         host_vars={"n2": {"emq_node_cookie": OTHER_COOKIE}}, secrets=(OTHER_COOKIE,), failing_hosts=("n1",)),
+    Case("node-name-trailing-newline", "Check the node name", ("emq_node_name", '"emqx@10.0.0.1\\n"', "trailing newline"),
+         host_vars={"n1": {"emq_node_name": "emqx@10.0.0.1\n"}}, failing_hosts=("n1",)),
+    Case("cluster-address-trailing-newline", "Check the node name", ('"emqx@10.0.0.2\\n"', "emq_node_cluster_address"),
+         host_vars={"n2": {"emq_node_cluster_address": "10.0.0.2\n"}}, failing_hosts=("n2",)),
+    Case("cluster-address-ipv6", "Check the node name", ("IPv6 cluster addresses are not supported", "private IPv4 address"),
+         host_vars={"n1": {"emq_node_cluster_address": "2001:db8::1"}}, failing_hosts=("n1",)),
     Case("cookie-vault-example-placeholder", "Check the cookie", ("emq_node_cookie", "vault.yml.example"),
          {"emq_node_cookie": "REPLACE-with-openssl-rand-hex-24"}),
     Case("dashboard-password-public", "Check the dashboard password", ("emq_node_dashboard_password", '"public"', "ansible-vault"),
          {"emq_node_dashboard_password": "public"}),
     Case("dashboard-password-missing", "argspec", ("missing required arguments: emq_node_dashboard_password",),
          {"emq_node_dashboard_password": REMOVE}),
-    Case("node-name-double-at", "Check the node name", ("emq_node_name", "emqx@@x", "emqx@<address or FQDN>"), host_vars={"n1": {"emq_node_name": "emqx@@x"}},
+    Case("node-name-double-at", "Check the node name", ("emq_node_name", "emqx@@x", "emqx@<IPv4 address or FQDN>"), host_vars={"n1": {"emq_node_name": "emqx@@x"}},
          failing_hosts=("n1",)),
-    Case("node-name-space", "Check the node name", ("emq_node_name", "emqx 1@h", "emqx@<address or FQDN>"), host_vars={"n1": {"emq_node_name": "emqx 1@h"}},
+    Case("node-name-space", "Check the node name", ("emq_node_name", "emqx 1@h", "emqx@<IPv4 address or FQDN>"), host_vars={"n1": {"emq_node_name": "emqx 1@h"}},
          failing_hosts=("n1",)),
     Case("node-name-numbered", "Check the node name", ("emqx1@h", "4370+N", "emq_node_allow_numbered_name: true"),
          host_vars={"n1": {"emq_node_name": "emqx1@h"}}, failing_hosts=("n1",)),

@@ -44,7 +44,7 @@ def test_static_seeds_three_nodes_exactly_once_delivery(nodes):
         n.start(wait=False)
     for n in hosts:
         n.wait_up()
-    wait_for(lambda: all_running(hosts), timeout=20, what="static cluster of 3")
+    wait_for(lambda: all_running(hosts), timeout=60, what="static cluster of 3")
 
     # one subscriber on every node, `+` and `#` filters
     received = {n.name: [] for n in hosts}
@@ -70,7 +70,7 @@ def test_static_seeds_three_nodes_exactly_once_delivery(nodes):
             payload = "m-%d-%d" % (i, j)
             p.publish(topic, payload, qos=[0, 1, 2][j % 3]).wait_for_publish(5)
             expected.append((topic, payload))
-    wait_for(lambda: all(len(v) >= len(expected) for v in received.values()), timeout=10,
+    wait_for(lambda: all(len(v) >= len(expected) for v in received.values()), timeout=30,
              what="cross-node delivery")
     time.sleep(0.5)  # anything extra would be a duplicate
     for name, got in received.items():

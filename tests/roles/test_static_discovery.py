@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = {"n1": "emqx@10.0.0.1", "n2": "emqx@10.0.0.2", "n3": "emqx@10.0.0.3"}
+NAMES = {"n1": "emqx@10.0.0.1", "n2": "emqx@10.0.0.2", "n3": "emqx@10.0.0.3", "n4": "emqx@10.0.0.4"}
 MERGE_AFTER = 12  # seconds after the run starts
 
 # What `emqx ctl ...` prints on EMQX 5.8.9 for the commands the role runs; anything else is recorded and refused.
@@ -35,17 +35,17 @@ args = sys.argv[1:]
 with open(log, "a") as fh:
     fh.write(me + " " + " ".join(args) + "\\n")
 names = {names!r}
-alone = names[{alone}]
+mine = [g for g in {groups!r} if me in g][0]
 if args == ["ctl", "status"]:
     print("Node '%s' 5.8.9 is started" % me)
-elif args[:3] == ["ctl", "cluster", "join"] and me == alone and not os.path.exists(joined):
+elif args[:3] == ["ctl", "cluster", "join"] and mine == [me] and not os.path.exists(joined):
     open(joined, "w").close()
     print("Join the cluster successfully.")
 elif args[:3] == ["ctl", "cluster", "status"]:
     if time.time() >= merge_at or os.path.exists(joined):
         running = sorted(names)
     else:
-        running = [me] if me == alone else sorted(n for n in names if n != alone)
+        running = sorted(mine)
     if "--json" in args:
         print(json.dumps({{"running_nodes": running, "stopped_nodes": []}}, indent=2))
     else:
@@ -64,14 +64,15 @@ PLAYBOOK = """\
 """
 
 
-def _run(tmp_path: Path, merge_after: float, alone: int, settle: int) -> tuple[subprocess.CompletedProcess, float, list[str]]:
-    """Run emq_cluster on n1-n3 with node <alone> split from the other two until <merge_after> s or a join."""
+def _run(tmp_path: Path, merge_after: float, groups: list, settle: int) -> tuple[subprocess.CompletedProcess, float, list[str]]:
+    """Run emq_cluster on n1-n4, split into <groups> (host names) until <merge_after> s or a join of a lone node."""
     start, log, joined = tmp_path / "start", tmp_path / "calls.log", tmp_path / "joined"
     hosts = {}
     for host, name in NAMES.items():
         cli = tmp_path / ("emqx-" + host)
         cli.write_text(FAKE_EMQX.format(python=sys.executable, me=name, start=str(start), merge_after=merge_after,
-                                        log=str(log), joined=str(joined), alone=alone, names=sorted(NAMES.values())))
+                                        log=str(log), joined=str(joined), names=sorted(NAMES.values()),
+                                        groups=[[NAMES[h] for h in g] for g in groups]))
         cli.chmod(0o755)
         hosts[host] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                        "emq_node_name": name, "emq_cluster_cli_path": str(cli)}
@@ -92,25 +93,36 @@ def _run(tmp_path: Path, merge_after: float, alone: int, settle: int) -> tuple[s
 
 
 def test_static_discovery_waits_for_clusters_that_booted_apart_to_merge(tmp_path: Path) -> None:
-    # Node 1 (the join peer) alone, nodes 2+3 together, until EMQX merges them; the settle time is short,
-    # so a role that joined after it would act on nodes 2 and 3 while they are in a multi-node cluster.
-    run, elapsed, calls = _run(tmp_path, MERGE_AFTER, alone=0, settle=3)
+    # Nodes 1+2 (1 is the join peer) and 3+4, until EMQX merges them; the settle time is short, so a role that
+    # joined after it would act on nodes 3 and 4 while they are in a multi-node cluster.
+    run, elapsed, calls = _run(tmp_path, MERGE_AFTER, [["n1", "n2"], ["n3", "n4"]], settle=3)
     out = run.stdout + run.stderr
 
     assert run.returncode == 0, out[-4000:]
     assert elapsed >= MERGE_AFTER, "the role passed before the clusters merged"
     assert not [c for c in calls if " join" in c or " leave" in c], "the role forced a cluster change: %s" % calls
-    assert "Cluster of 3 node(s):" in out
+    assert "Cluster of 4 node(s):" in out
     status_reads = [c for c in calls if c.endswith("ctl cluster status --json")]
     assert len(status_reads) > 2 * len(NAMES), "the role did not wait through the split"
 
 
 def test_a_node_discovery_left_alone_is_joined_and_no_other(tmp_path: Path) -> None:
-    # Node 3 alone for good, nodes 1+2 together: after the settle time only node 3 is joined, through node 1.
-    run, _elapsed, calls = _run(tmp_path, 10 ** 6, alone=2, settle=3)
+    # Node 3 alone for good, the others together: after the settle time only node 3 is joined, through node 1.
+    run, _elapsed, calls = _run(tmp_path, 10 ** 6, [["n1", "n2", "n4"], ["n3"]], settle=3)
     out = run.stdout + run.stderr
 
     assert run.returncode == 0, out[-4000:]
     joins = [c for c in calls if " join" in c]
     assert joins == ["emqx@10.0.0.3 ctl cluster join emqx@10.0.0.1"], calls
-    assert "Cluster of 3 node(s):" in out
+    assert "Cluster of 4 node(s):" in out
+
+
+def test_a_join_peer_left_alone_joins_the_others(tmp_path: Path) -> None:
+    # Seen in the site scenario: the join peer (node 1) alone, the others together. Node 1 joins them.
+    run, _elapsed, calls = _run(tmp_path, 10 ** 6, [["n1"], ["n2", "n3", "n4"]], settle=3)
+    out = run.stdout + run.stderr
+
+    assert run.returncode == 0, out[-4000:]
+    joins = [c for c in calls if " join" in c]
+    assert joins == ["emqx@10.0.0.1 ctl cluster join emqx@10.0.0.2"], calls
+    assert "Cluster of 4 node(s):" in out

@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) iothub.emq contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests for the iothub.emq.emqx_cluster_status filter, on canned CLI output."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.iothub.emq.plugins.filter.emqx_cli_output import emqx_cluster_status
+
+
+def test_running_and_stopped_nodes_sorted():
+    out = '{"running_nodes":["emqx@10.0.0.2","emqx@10.0.0.1"],"stopped_nodes":["emqx@10.0.0.3"]}\n'
+    assert emqx_cluster_status(out) == {"running_nodes": ["emqx@10.0.0.1", "emqx@10.0.0.2"], "stopped_nodes": ["emqx@10.0.0.3"]}
+
+
+def test_a_warning_line_before_the_json_is_skipped():
+    out = 'WARNING: something\n{"running_nodes": ["emqx@10.0.0.1"], "stopped_nodes": []}'
+    assert emqx_cluster_status(out)["running_nodes"] == ["emqx@10.0.0.1"]
+
+
+@pytest.mark.parametrize("out", ["", "Node 'emqx@10.0.0.1' not responding to pings.\n", '{"other": 1}', "{not json}", None])
+def test_not_the_status_gives_an_empty_dict(out):
+    assert emqx_cluster_status(out) == {}
+
+
+def test_a_non_string_is_refused():
+    with pytest.raises(AnsibleFilterError, match="stdout"):
+        emqx_cluster_status(["emqx@10.0.0.1"])

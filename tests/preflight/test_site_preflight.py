@@ -1,0 +1,252 @@
+# Copyright (c) iothub.emq contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""site.yml (and each day-2 playbook) checks every role's inputs on every host before the first change anywhere.
+
+The real ``playbooks/site.yml`` runs against an inventory of local hosts (two EMQX nodes, one HAProxy
+and one NGINX load balancer) whose Python is the guard of test_bad_inputs.py: it answers fact
+gathering with the facts the test chose, lets read-only modules (slurp, stat) through and refuses any
+other. A bad input for one role must stop the run in the preflight plays, so:
+
+* every task that ran belongs to playbooks/preflight.yml's plays (a role's argument validation or a
+  task of its preflight), none of a play that changes a host;
+* every host of the inventory is in the PLAY RECAP with changed=0, and no module but the read-only
+  ones reached a host;
+* the failing task is the check the case is about, on the hosts of the role it belongs to.
+
+A control runs the same inventory with valid inputs through playbooks/preflight.yml and passes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from test_bad_inputs import HOSTS, READ_ONLY, REMOVE, SECRETS, ROOT, Run, base_vars, run_playbook
+
+SITE = ROOT / "playbooks" / "site.yml"
+PREFLIGHT = ROOT / "playbooks" / "preflight.yml"
+LBS = {"haproxy_lb": ("hlb1", "10.0.1.1"), "nginx_lb": ("nlb1", "10.0.1.2")}
+ALL_HOSTS = sorted(list(HOSTS) + [lb[0] for lb in LBS.values()])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def make_cert(directory: Path, stem: str, names: list[str]) -> tuple[Path, Path]:
+    """A self-signed certificate for these names (IP addresses become IP SANs) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_pem_key(key))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def lb_groups(tmp: Path, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Valid inputs for one HAProxy and one NGINX load balancer, each with a certificate naming its address."""
+    groups = {}
+    for group, (name, address) in LBS.items():
+        cert, key = make_cert(tmp / "certs", name, [address])
+        group_vars = {
+            "preflight_test_os": base_vars()["preflight_test_os"],
+            f"{group}_tls_source": "files",
+            f"{group}_tls_cert_file": str(cert),
+            f"{group}_tls_key_file": str(key),
+            f"{group}_sysctl_apply": False,
+            f"{group}_target_connections": 1000,
+        }
+        for key_name, value in (overrides or {}).get(group, {}).items():
+            if value is REMOVE:
+                group_vars.pop(key_name, None)
+            else:
+                group_vars[key_name] = value(tmp) if callable(value) else value
+        groups[group] = {"hosts": {name: {"ansible_host": address}}, "vars": group_vars}
+    return groups
+
+
+def _inputs(tmp: Path, case: SiteCase | None) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    group_vars = base_vars()
+    host_vars = {name: {"emq_node_cluster_address": address} for name, address in HOSTS.items()}
+    for key, value in (case.node_vars if case else {}).items():
+        group_vars[key] = value
+    return group_vars, host_vars, lb_groups(tmp, case.lb_vars if case else None)
+
+
+def _preflight_task_names() -> set[str]:
+    """Every task a preflight play may run: playbooks/preflight.yml's includes and the roles' preflight tasks."""
+    names = set()
+    for play in yaml.safe_load(PREFLIGHT.read_text()):
+        names.update(task["name"] for task in play["tasks"])
+    return names
+
+
+def _assert_nothing_changed(run: Run) -> None:
+    preflight_plays = [play["name"] for play in yaml.safe_load(PREFLIGHT.read_text())]
+    plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
+    assert plays and set(plays) <= set(preflight_plays), "a play after the preflight started:" + run.explain()
+    for task in run.tasks:
+        role_task = " : " in task
+        # Unprefixed: the plays' own tasks, fact gathering, and the include_role tasks inside a role's preflight.
+        assert role_task or task in _preflight_task_names() or task == "Gathering Facts" \
+            or any(_in_preflight(role, task) for role in ("emq_node", "emq_cluster", "haproxy_lb", "nginx_lb")), \
+            f"unexpected task {task!r}" + run.explain()
+        if role_task:
+            role, name = task.split(" : ", 1)
+            assert role.startswith("iothub.emq."), run.explain()
+            # Role tasks here come from tasks_from: preflight only (and the _lb_common parts it includes).
+            assert name.startswith("Validating arguments against arg spec '") or _in_preflight(role, name), \
+                f"{task!r} is not a preflight task" + run.explain()
+    # The hosts of every play that started are in the recap; a failed play ends the run, so later
+    # groups never start (the NGINX hosts after a HAProxy failure).
+    assert set(HOSTS) <= set(run.recap) <= set(ALL_HOSTS), "hosts missing from the PLAY RECAP" + run.explain()
+    assert all(counts["changed"] == 0 for counts in run.recap.values()), run.explain()
+    assert all(m in READ_ONLY for m in run.modules), "a module that could change a host ran:" + run.explain()
+    for secret in SECRETS:
+        assert secret not in run.output, f"a secret ({secret[:3]}...) appears in the output" + run.explain()
+
+
+def _task_names(tasks: list[dict[str, Any]] | None) -> set[str]:
+    names: set[str] = set()
+    for task in tasks or []:
+        if "name" in task:
+            names.add(task["name"])
+        for key in ("block", "rescue", "always"):
+            names |= _task_names(task.get(key))
+    return names
+
+
+def _in_preflight(role: str, name: str) -> bool:
+    short = role.split(".")[-1]
+    files = [ROOT / "roles" / short / "tasks" / "preflight.yml"]
+    if short == "_lb_common":
+        files = [ROOT / "roles" / "_lb_common" / "tasks" / f for f in ("backends.yml", "sizing.yml", "tls_preflight.yml")]
+    return any(name in _task_names(yaml.safe_load(f.read_text())) for f in files)
+
+
+@dataclass(frozen=True)
+class SiteCase:
+    id: str
+    play: str  # the preflight play that must stop the run
+    check: str  # the failing task (without the role prefix)
+    expect: tuple[str, ...]
+    node_vars: dict[str, Any] = field(default_factory=dict)
+    lb_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _other_key(tmp: Path) -> str:
+    return str(make_cert(tmp / "other", "other", ["10.9.9.9"])[1])
+
+
+def _cert_for(name: str) -> tuple[Any, Any]:
+    """(cert, key) callables for a certificate naming only `name`, made once per test directory."""
+    made: dict[Path, tuple[Path, Path]] = {}
+
+    def pair(tmp: Path) -> tuple[Path, Path]:
+        if tmp not in made:
+            made[tmp] = make_cert(tmp / "named", "named", [name])
+        return made[tmp]
+    return (lambda tmp: str(pair(tmp)[0])), (lambda tmp: str(pair(tmp)[1]))
+
+
+MQTT_EXAMPLE_CERT, MQTT_EXAMPLE_KEY = _cert_for("mqtt.example.com")
+OTHER_IP_CERT, OTHER_IP_KEY = _cert_for("10.0.1.99")
+
+CASES = [
+    # The issue's row: a wrong LB key was refused only after every EMQX node had been reconfigured.
+    SiteCase("haproxy-key-not-for-certificate", "Check the HAProxy load balancer inputs", "Check the certificate, its key and its chain",
+             ("haproxy_lb_tls_key_file",), lb_vars={"haproxy_lb": {"haproxy_lb_tls_key_file": _other_key}}),
+    SiteCase("nginx-key-not-for-certificate", "Check the NGINX load balancer inputs", "Check the certificate, its key and its chain",
+             ("nginx_lb_tls_key_file",), lb_vars={"nginx_lb": {"nginx_lb_tls_key_file": _other_key}}),
+    SiteCase("nginx-certificate-missing", "Check the NGINX load balancer inputs", "Check the certificate files exist",
+             ("nginx_lb_tls_cert_file", "Not a readable file"), lb_vars={"nginx_lb": {"nginx_lb_tls_cert_file": "/nonexistent/lb.pem"}}),
+    SiteCase("haproxy-timeout-below-keepalive", "Check the HAProxy load balancer inputs", "Check the timeouts outlast the MQTT keepalive",
+             ("haproxy_lb_timeout_client", "1.5 x haproxy_lb_mqtt_keepalive"), lb_vars={"haproxy_lb": {"haproxy_lb_timeout_client": 60}}),
+    SiteCase("haproxy-proxy-protocol-off-nodes-expect-it", "Check the HAProxy load balancer inputs",
+             "Check the EMQX listeners expect what the load balancer sends (PROXY protocol)",
+             ("haproxy_lb_proxy_protocol: true",), lb_vars={"haproxy_lb": {"haproxy_lb_proxy_protocol": False}}),
+    SiteCase("nginx-balance-unknown", "Check the NGINX load balancer inputs", "argspec",
+             ("nginx_lb_balance", "ip_hash"), lb_vars={"nginx_lb": {"nginx_lb_balance": "ip_hash"}}),
+    # The issue's row: a certificate that does not name the LB's address was accepted silently.
+    SiteCase("haproxy-certificate-without-the-lb-address", "Check the HAProxy load balancer inputs",
+             "Check the certificate names every address devices use",
+             ("haproxy_lb_tls_server_names", "10.0.1.1", "DNS:mqtt.example.com", "haproxy_lb_tls_check_server_names: false"),
+             lb_vars={"haproxy_lb": {"haproxy_lb_tls_cert_file": MQTT_EXAMPLE_CERT, "haproxy_lb_tls_key_file": MQTT_EXAMPLE_KEY}}),
+    SiteCase("nginx-certificate-for-another-address", "Check the NGINX load balancer inputs",
+             "Check the certificate names every address devices use", ("nginx_lb_tls_server_names", "10.0.1.2", "IP:10.0.1.99"),
+             lb_vars={"nginx_lb": {"nginx_lb_tls_cert_file": OTHER_IP_CERT, "nginx_lb_tls_key_file": OTHER_IP_KEY}}),
+    SiteCase("haproxy-server-name-not-a-name", "Check the HAProxy load balancer inputs", "Check the names devices use to reach the load balancer",
+             ("haproxy_lb_tls_server_names",), lb_vars={"haproxy_lb": {"haproxy_lb_tls_server_names": ["mqtt example com"]}}),
+    # The issue's row: the health check sent to the nodes' MQTT port, a PROXY protocol listener.
+    SiteCase("haproxy-health-check-on-the-mqtt-listener", "Check the HAProxy load balancer inputs",
+             "Check the health checks go to a port that answers them, not to a PROXY protocol listener",
+             ("haproxy_lb_backend_check_port=1883", "18083"), lb_vars={"haproxy_lb": {"haproxy_lb_backend_check_port": 1883}}),
+    SiteCase("haproxy-health-check-on-the-ws-listener", "Check the HAProxy load balancer inputs",
+             "Check the health checks go to a port that answers them, not to a PROXY protocol listener",
+             ("haproxy_lb_backend_check_port=8083",), lb_vars={"haproxy_lb": {"haproxy_lb_backend_check_port": 8083}}),
+    # A bad EMQX input stops in the first play: no load balancer is touched either.
+    SiteCase("node-cookie-trailing-newline", "Check the EMQX node and cluster inputs", "Check the cookie",
+             ("emq_node_cookie", "trailing newline"), node_vars={"emq_node_cookie": base_vars()["emq_node_cookie"] + "\n"}),
+    SiteCase("cluster-discovery-unknown", "Check the EMQX node and cluster inputs", "argspec",
+             ("emq_cluster_discovery", "gossip"), node_vars={"emq_cluster_discovery": "gossip"}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_site_stops_before_any_host_changes(tmp_path: Path, case: SiteCase) -> None:
+    group_vars, host_vars, groups = _inputs(tmp_path, case)
+    run = run_playbook(tmp_path, SITE, group_vars, host_vars, groups=groups)
+
+    assert run.rc == 2, "the run must fail on a host (rc 2), not on the harness" + run.explain()
+    _assert_nothing_changed(run)
+    plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
+    assert plays[-1] == case.play, "the run did not stop in the play expected" + run.explain()
+    tasks = {failure[1] for failure in run.failed}
+    if case.check == "argspec":
+        assert all("Validating arguments against arg spec 'preflight'" in t for t in tasks), run.explain()
+    else:
+        assert all(t.endswith(" : " + case.check) for t in tasks), "not the failure expected" + run.explain()
+    message = " ".join(run.messages)
+    for text in case.expect:
+        assert text in message, f"the message does not contain {text!r}: {message}"
+    print(f"{case.id}: {run.messages[-1]}")
+
+
+def test_valid_inputs_pass_the_site_preflight(tmp_path: Path) -> None:
+    """Control: the base inputs pass every role's preflight on every host of every group."""
+    group_vars, host_vars, groups = _inputs(tmp_path, None)
+    run = run_playbook(tmp_path, PREFLIGHT, group_vars, host_vars, groups=groups)
+
+    assert run.rc == 0, run.explain()
+    assert not run.failed, run.explain()
+    _assert_nothing_changed(run)
+    plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
+    assert plays == [play["name"] for play in yaml.safe_load(PREFLIGHT.read_text())], run.explain()

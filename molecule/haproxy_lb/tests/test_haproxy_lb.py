@@ -4,6 +4,8 @@ Every check runs from the controller, which reaches the containers on the scenar
 (172.30.3.0/24, the controller is 172.30.3.1) and talks only to them and to loopback.
 """
 
+import datetime
+import ipaddress
 import json
 import os
 import pathlib
@@ -265,7 +267,64 @@ PREFLIGHT_CASES = {
     "timeout_below_keepalive": (
         {"haproxy_lb_timeout_client": 80},
         ["longer than 1.5 x haproxy_lb_mqtt_keepalive"]),
+    # The health check sends no PROXY header: on the nodes' MQTT or WebSocket port every node would go down.
+    "health_check_on_the_mqtt_listener": (
+        {"haproxy_lb_backend_check_port": 1883},
+        ["haproxy_lb_backend_check_port=1883 is a listener of the EMQX nodes that waits for a PROXY protocol header",
+         "haproxy-lb-emqx-1 (tcp listener, port 1883)", "haproxy-lb-emqx-2 (tcp listener, port 1883)",
+         "haproxy_lb_backend_mqtt_port (HAProxy sends the PROXY header there", "haproxy_lb_backend_check_port: 18083"]),
+    "health_check_on_the_ws_listener": (
+        {"haproxy_lb_backend_check_port": 8083},
+        ["haproxy_lb_backend_check_port=8083", "haproxy-lb-emqx-1 (ws listener, port 8083)",
+         "haproxy_lb_backend_ws_port (HAProxy sends the PROXY header there", "haproxy_lb_backend_check_port: 18083"]),
+    # The lab certificate (valid, with its key) names the LB's host names and addresses, not this name.
+    "certificate_without_the_server_name": (
+        {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_cert_file": str(EPHEMERAL / "lab-ca" / "haproxy-lb-1.pem"),
+         "haproxy_lb_tls_key_file": str(EPHEMERAL / "lab-ca" / "haproxy-lb-1.key"),
+         "haproxy_lb_tls_server_names": ["mqtt.example.invalid"]},
+        ["does not cover every name devices use", "mqtt.example.invalid: no DNS entry covers it", "Its subjectAltName entries:",
+         "DNS:haproxy-lb-1", "IP:%s" % LB_IP, "haproxy_lb_tls_server_names", "haproxy_lb_tls_check_server_names: false"]),
+    # Certificates from the fixture (NAME_CASE_CERTS); the server names default to haproxy_lb_private_address.
+    "dns_san_spelling_the_address": (
+        {"haproxy_lb_tls_source": "files"},
+        ["%s: an IP address, and the certificate has no IP:%s entry" % (LB_IP, LB_IP),
+         "DNS:%s does not count for an address" % LB_IP, "haproxy_lb_tls_check_server_names: false"]),
 }
+
+# Preflight runs that must pass (and change nothing), with certificates from the fixture.
+PREFLIGHT_PASSES = {
+    "ip_san_covers_the_address": {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_server_names": [LB_IP]},
+    "name_check_turned_off": {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_check_server_names": False},
+}
+
+# subjectAltName entries of the certificate the fixture makes for a case (the CN is the LB's address
+# every time: clients, and the preflight, never read it).
+NAME_CASE_CERTS = {
+    "dns_san_spelling_the_address": ["DNS:%s" % LB_IP, "DNS:%s" % LB],
+    "ip_san_covers_the_address": ["IP:%s" % LB_IP],
+    "name_check_turned_off": ["DNS:mqtt.example.test"],
+}
+
+
+def _certificate(workdir, sans):
+    """A self-signed certificate valid now with these subjectAltName entries, and its key (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.IPAddress(ipaddress.ip_address(v[3:])) if v.startswith("IP:") else x509.DNSName(v[4:]) for v in sans]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LB_IP)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False).sign(key, hashes.SHA256()))
+    (workdir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    return workdir / "server.pem", workdir / "server.key"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -277,6 +336,10 @@ def playbook_runs(tmp_path_factory):
     cert, key = lbtest.expired_certificate(tmp_path_factory.mktemp("expired"), LB)
     cases = {k: dict(v[0]) for k, v in PREFLIGHT_CASES.items()}
     cases["expired_certificate"].update(haproxy_lb_tls_cert_file=str(cert), haproxy_lb_tls_key_file=str(key))
+    cases.update({k: dict(v) for k, v in PREFLIGHT_PASSES.items()})
+    for case, sans in NAME_CASE_CERTS.items():
+        cert, key = _certificate(tmp_path_factory.mktemp(case), sans)
+        cases[case].update(haproxy_lb_tls_cert_file=str(cert), haproxy_lb_tls_key_file=str(key))
     pool = ThreadPoolExecutor(4)
     futures = {"check": pool.submit(_playbook, "--check", "--diff")}
     futures.update({k: pool.submit(_playbook, "-e", json.dumps(v), playbook="preflight.yml") for k, v in cases.items()})
@@ -292,6 +355,13 @@ def test_preflight_refuses(playbook_runs, case):
     for words in PREFLIGHT_CASES[case][1]:
         assert words in out, out[-3000:]
     # Refused before anything changed on the load balancer.
+    assert lbtest.recap_unchanged(run.stdout, LB), run.stdout[-2000:]
+
+
+@pytest.mark.parametrize("case", sorted(PREFLIGHT_PASSES))
+def test_preflight_accepts_a_certificate_that_names_the_lb(playbook_runs, case):
+    run = playbook_runs[case].result()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert lbtest.recap_unchanged(run.stdout, LB), run.stdout[-2000:]
 
 
@@ -344,3 +414,97 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
         assert device.disconnects == []
     finally:
         device.close()
+
+
+# ---- a change HAProxy does not take is put back (the stats port held by another program) -----------
+
+SQUATTED_PORT = 9999
+
+
+def test_a_reload_haproxy_cannot_take_puts_the_last_good_configuration_back(playbook_runs):
+    """haproxy -c accepts a stats port that another program holds; the reload fails to bind it. The role
+    must put haproxy.cfg back to what runs, keep HAProxy serving, and fail saying so."""
+    for run in playbook_runs.values():  # nothing else runs a playbook while this one changes the LB
+        run.result()
+    lb = _host(LB)
+    lb.check_output("systemd-run --unit=port-squatter python3 -m http.server %d --bind %s" % (SQUATTED_PORT, LB_IP))
+    try:
+        deadline = time.time() + 20
+        while lb.run("ss -Htln 'sport = :%d'" % SQUATTED_PORT).stdout.strip() == "" and time.time() < deadline:
+            time.sleep(0.5)
+        before = lb.check_output("sha256sum %s" % CONF)
+        master = _unit("MainPID")
+        run = _playbook("-e", "haproxy_lb_stats_port=%d" % SQUATTED_PORT)
+        out = run.stdout + run.stderr
+        assert run.returncode == 2, out[-4000:]
+        assert "haproxy on %s did not take the new %s" % (LB, CONF) in out, out[-4000:]
+        assert "was put back from %s.last-good" % CONF in out, out[-4000:]
+        assert "haproxy kept running its previous configuration" in out, out[-4000:]
+        assert lb.check_output("sha256sum %s" % CONF) == before, "haproxy.cfg is not the one that runs"
+        assert lb.check_output("sha256sum %s.last-good | cut -d' ' -f1" % CONF) == before.split()[0]
+        assert _unit("MainPID") == master and _handshake_ok(), "HAProxy stopped serving"
+        device = _device("mqtts")
+        device.close()
+    finally:
+        lb.run("systemctl stop port-squatter")
+
+
+# ---- systemd brings a killed HAProxy back (runs last) --------------------------------------------
+
+RESTART_DROPIN = "/etc/systemd/system/haproxy.service.d/10-iothub-emq-restart.conf"
+
+
+def _unit(prop):
+    """One property of haproxy.service as systemd has it loaded."""
+    return _host(LB).check_output("systemctl show -p %s --value haproxy.service" % prop).strip()
+
+
+def _handshake_ok():
+    """True when a TLS handshake on the LB's 8883 completes and verifies (lab CA, the LB's name)."""
+    try:
+        version, _ = lbtest.peer_names(LB_IP, MQTTS, CA, LB)
+    except OSError:  # refused, reset, timed out, or ssl.SSLError
+        return False
+    return version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_restart_policy_is_loaded():
+    dropin = _host(LB).file(RESTART_DROPIN)
+    assert dropin.exists and dropin.user == "root" and dropin.mode == 0o644
+    # Debian's own Restart=always, kept; a 2 s pause and a start limit added (daemon-reload ran).
+    assert _unit("Restart") == "always"
+    assert _unit("RestartUSec") == "2s"
+    assert _unit("StartLimitBurst") == "5"
+    assert _unit("StartLimitIntervalUSec") == "1min"
+
+
+def test_a_killed_master_is_started_again_by_systemd(playbook_runs, request):
+    for run in playbook_runs.values():  # no playbook may see HAProxy down
+        run.result()
+    restart_sec = int(re.search(r"^RestartSec=(\d+)s$", _host(LB).file(RESTART_DROPIN).content_string, re.M).group(1))
+    before, restarts = int(_unit("MainPID")), int(_unit("NRestarts"))
+    assert before > 0 and _handshake_ok()
+    _host(LB).check_output("kill -9 %d" % before)
+    killed = time.time()
+    deadline = killed + restart_sec + 20
+    pid = before
+    while time.time() < deadline:
+        pid = int(_unit("MainPID"))
+        if pid not in (0, before) and _unit("ActiveState") == "active" and _handshake_ok():
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("HAProxy did not come back within %ds of kill -9 %d: MainPID %d, %s/%s, %d restarts"
+                             % (restart_sec + 20, before, pid, _unit("ActiveState"), _unit("SubState"), int(_unit("NRestarts"))))
+    request.config.pluginmanager.getplugin("terminalreporter").write_line(
+        "haproxy master %d killed, master %d serving TLS again after %.1fs" % (before, pid, time.time() - killed))
+    assert int(_unit("NRestarts")) == restarts + 1, "not restarted by systemd's Restart= logic"
+    # Back with its backends: both nodes up again after the health checks (rise 2 x inter 2 s).
+    for node in NODES:
+        _wait_for_state(node, 2, CHECK_WINDOW + 5)
+    sub, pub = _device("mqtts"), _device("wss")
+    try:
+        assert lbtest.publish_and_receive(sub, pub), sub.messages
+    finally:
+        sub.close()
+        pub.close()

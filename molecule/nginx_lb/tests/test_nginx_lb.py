@@ -4,6 +4,8 @@ Every check runs from the controller, which reaches the containers on the scenar
 (172.30.4.0/24, the controller is 172.30.4.1) and talks only to them and to loopback.
 """
 
+import datetime
+import ipaddress
 import json
 import os
 import pathlib
@@ -300,7 +302,59 @@ PREFLIGHT_CASES = {
     "worker_connections_too_few": (
         {"nginx_lb_worker_connections": 100},
         ["nginx_lb_worker_connections=100 does not fit", "Leave nginx_lb_worker_connections at 0"]),
+    # The lab certificate (valid, with its key) names the LB's host names and addresses, not this name.
+    "certificate_without_the_server_name": (
+        {"nginx_lb_tls_source": "files", "nginx_lb_tls_cert_file": str(EPHEMERAL / "lab-ca" / "nginx-lb-1.pem"),
+         "nginx_lb_tls_key_file": str(EPHEMERAL / "lab-ca" / "nginx-lb-1.key"), "nginx_lb_tls_server_names": ["mqtt.example.invalid"]},
+        ["does not cover every name devices use", "mqtt.example.invalid: no DNS entry covers it", "Its subjectAltName entries:",
+         "DNS:nginx-lb-1", "IP:%s" % LB_IP, "nginx_lb_tls_server_names", "nginx_lb_tls_check_server_names: false"]),
+    # Certificates from the fixture (NAME_CASE_CERTS); the server names default to nginx_lb_private_address.
+    "dns_san_spelling_the_address": (
+        {"nginx_lb_tls_source": "files"},
+        ["%s: an IP address, and the certificate has no IP:%s entry" % (LB_IP, LB_IP),
+         "DNS:%s does not count for an address" % LB_IP, "nginx_lb_tls_check_server_names: false"]),
+    "wildcard_covers_one_label_only": (
+        {"nginx_lb_tls_source": "files", "nginx_lb_tls_server_names": ["mqtt.example.test", "a.b.example.test"]},
+        ["a.b.example.test: no DNS entry covers it", "covers exactly one label in front of example.test, not a.b"]),
 }
+
+# Preflight runs that must pass (and change nothing), with certificates from the fixture.
+PREFLIGHT_PASSES = {
+    "ip_san_covers_the_address": {"nginx_lb_tls_source": "files", "nginx_lb_tls_server_names": [LB_IP]},
+    "wildcard_covers_one_label": {"nginx_lb_tls_source": "files", "nginx_lb_tls_server_names": ["mqtt.example.test"]},
+    "name_check_turned_off": {"nginx_lb_tls_source": "files", "nginx_lb_tls_check_server_names": False},
+}
+
+# subjectAltName entries of the certificate the fixture makes for a case (the CN is the LB's address
+# every time: clients, and the preflight, never read it).
+NAME_CASE_CERTS = {
+    "dns_san_spelling_the_address": ["DNS:%s" % LB_IP, "DNS:%s" % LB],
+    "wildcard_covers_one_label_only": ["DNS:*.example.test"],
+    "ip_san_covers_the_address": ["IP:%s" % LB_IP],
+    "wildcard_covers_one_label": ["DNS:*.example.test"],
+    "name_check_turned_off": ["DNS:mqtt.example.test"],
+}
+
+
+def _certificate(workdir, sans):
+    """A self-signed certificate valid now with these subjectAltName entries, and its key (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.IPAddress(ipaddress.ip_address(v[3:])) if v.startswith("IP:") else x509.DNSName(v[4:]) for v in sans]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LB_IP)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False).sign(key, hashes.SHA256()))
+    (workdir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    return workdir / "server.pem", workdir / "server.key"
 
 
 # The live configuration and master before the playbooks start.
@@ -317,6 +371,10 @@ def playbook_runs(tmp_path_factory):
     cert, key = lbtest.expired_certificate(tmp_path_factory.mktemp("expired"), LB)
     cases = {k: dict(v[0]) for k, v in PREFLIGHT_CASES.items()}
     cases["expired_certificate"].update(nginx_lb_tls_cert_file=str(cert), nginx_lb_tls_key_file=str(key))
+    cases.update({k: dict(v) for k, v in PREFLIGHT_PASSES.items()})
+    for case, sans in NAME_CASE_CERTS.items():
+        cert, key = _certificate(tmp_path_factory.mktemp(case), sans)
+        cases[case].update(nginx_lb_tls_cert_file=str(cert), nginx_lb_tls_key_file=str(key))
     LIVE_BEFORE.update(checksum=_host(LB).file(CONF).sha256sum, master=_master_and_workers()[0])
     pool = ThreadPoolExecutor(3)
     futures = {"check": pool.submit(_playbook, "--check", "--diff"),
@@ -335,6 +393,13 @@ def test_preflight_refuses(playbook_runs, case):
     for words in PREFLIGHT_CASES[case][1]:
         assert words in out, out[-3000:]
     # Refused before anything changed on the load balancer.
+    assert lbtest.recap_unchanged(run.stdout, LB), run.stdout[-2000:]
+
+
+@pytest.mark.parametrize("case", sorted(PREFLIGHT_PASSES))
+def test_preflight_accepts_a_certificate_that_names_the_lb(playbook_runs, case):
+    run = playbook_runs[case].result()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert lbtest.recap_unchanged(run.stdout, LB), run.stdout[-2000:]
 
 
@@ -404,3 +469,65 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
         assert device.disconnects == []
     finally:
         device.close()
+
+
+# ---- systemd brings a killed NGINX back (runs last) ----------------------------------------------
+
+RESTART_DROPIN = "/etc/systemd/system/nginx.service.d/10-iothub-emq-restart.conf"
+
+
+def _unit(prop):
+    """One property of nginx.service as systemd has it loaded."""
+    return _host(LB).check_output("systemctl show -p %s --value nginx.service" % prop).strip()
+
+
+def _handshake_ok():
+    """True when a TLS handshake on the LB's 8883 completes and verifies (lab CA, the LB's name)."""
+    try:
+        version, _ = lbtest.peer_names(LB_IP, MQTTS, CA, LB)
+    except OSError:  # refused, reset, timed out, or ssl.SSLError
+        return False
+    return version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_restart_policy_is_loaded():
+    dropin = _host(LB).file(RESTART_DROPIN)
+    assert dropin.exists and dropin.user == "root" and dropin.mode == 0o644
+    assert re.search(r"^Restart=on-failure$", dropin.content_string, re.M)
+    # daemon-reload ran: systemd has the drop-in's values, not Debian's (no Restart= at all).
+    assert _unit("Restart") == "on-failure"
+    assert _unit("RestartUSec") == "2s"
+    assert _unit("StartLimitBurst") == "5"
+    assert _unit("StartLimitIntervalUSec") == "1min"
+
+
+def test_a_killed_master_is_started_again_by_systemd(playbook_runs, request):
+    for run in playbook_runs.values():  # no playbook may see NGINX down
+        run.result()
+    restart_sec = int(re.search(r"^RestartSec=(\d+)s$", _host(LB).file(RESTART_DROPIN).content_string, re.M).group(1))
+    before, restarts = int(_unit("MainPID")), int(_unit("NRestarts"))
+    assert before > 0 and _handshake_ok()
+    _host(LB).check_output("kill -9 %d" % before)
+    killed = time.time()
+    # The orphaned workers may still answer for a moment, so a handshake alone proves nothing: wait for
+    # a new master too. systemd kills the leftover workers, waits RestartSec and starts NGINX again.
+    deadline = killed + restart_sec + 20
+    pid = before
+    while time.time() < deadline:
+        pid = int(_unit("MainPID"))
+        if pid not in (0, before) and _unit("ActiveState") == "active" and _handshake_ok():
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("NGINX did not come back within %ds of kill -9 %d: MainPID %d, %s/%s, %d restarts"
+                             % (restart_sec + 20, before, pid, _unit("ActiveState"), _unit("SubState"), int(_unit("NRestarts"))))
+    request.config.pluginmanager.getplugin("terminalreporter").write_line(
+        "nginx master %d killed, master %d serving TLS again after %.1fs" % (before, pid, time.time() - killed))
+    assert int(_unit("NRestarts")) == restarts + 1, "not restarted by systemd's Restart= logic"
+    assert _host(LB).check_output("cat /run/nginx.pid").strip() == str(pid)
+    sub, pub = _device("mqtts"), _device("wss")
+    try:
+        assert lbtest.publish_and_receive(sub, pub), sub.messages
+    finally:
+        sub.close()
+        pub.close()

@@ -394,7 +394,7 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
     try:
         run = _playbook("-e", "haproxy_lb_timeout_client=%d" % timeout, "-e", "haproxy_lb_timeout_server=%d" % timeout)
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-        assert re.search(r"RUNNING HANDLER \[iothub\.emq\.haproxy_lb : Reload HAProxy \(new processes", run.stdout)
+        assert re.search(r"TASK \[iothub\.emq\.haproxy_lb : Reload HAProxy \(new processes", run.stdout)
         assert "timeout client %ds" % timeout in _host(LB).file(CONF).content_string
         # Same master (a reload, not a restart), a new worker, and the old one still serving us.
         master_after, workers_after = _master_and_workers()

@@ -9,6 +9,7 @@ Errors raise ConfigError carrying the dotted key path, as EMQX names it in its r
 """
 
 import ipaddress
+import math
 import os
 import re
 
@@ -138,28 +139,51 @@ class Int(T):
 
 
 class Num(T):
+    def __init__(self, lo=None, hi=None):
+        self.lo, self.hi = lo, hi
+
     def __call__(self, v, path):
         if isinstance(v, bool):
             raise ConfigError(path, "unable_to_convert_to_float_type", v)
-        if isinstance(v, (int, float)):
-            return float(v)
         if isinstance(v, str):
             try:
-                return float(v)
+                v = float(v)
             except ValueError:
                 pass
-        raise ConfigError(path, "unable_to_convert_to_float_type", v)
+        if not isinstance(v, (int, float)):
+            raise ConfigError(path, "unable_to_convert_to_float_type", v)
+        if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
+            raise ConfigError(path, "out_of_range (min %s, max %s)" % (self.lo, self.hi), v)
+        return float(v)
 
 
-_DUR_UNITS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
-_DUR_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+", re.I)
-_DUR_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)", re.I)
+_DUR_UNITS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000, "w": 7 * 86400000,
+              "f": 14 * 86400000}
+# hocon 0.44.0 hocon_postprocess:do_duration/2: number ([0-9.]+) and unit, repeated; each unit all
+# lower or all upper case (f F w W d D h H m M s S ms MS); decimals allowed, the sum is rounded.
+_DUR_RE = re.compile(r"(?:[0-9.]+(?:ms|MS|[fFwWdDhHmMsS]))+")
+_DUR_PART = re.compile(r"([0-9.]+)(ms|MS|[fFwWdDhHmMsS])")
+
+
+def _decimal(text):
+    """hocon_postprocess:get_decimal/1: "1", "1.5", ".5"; None where EMQX's parse fails."""
+    if re.fullmatch(r"[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[0-9]*\.[0-9]+", text):
+        return float(text)
+    return None
 
 
 def parse_duration_ms(s):
-    if not _DUR_RE.fullmatch(s):
+    if not isinstance(s, str) or not _DUR_RE.fullmatch(s):
         return None
-    return sum(int(n) * _DUR_UNITS[u.lower()] for n, u in _DUR_PART.findall(s))
+    total = 0
+    for num, unit in _DUR_PART.findall(s):
+        val = _decimal(num)
+        if val is None:
+            return None
+        total += val * _DUR_UNITS[unit.lower()]
+    return int(math.floor(total + 0.5))  # erlang:round/1 (half away from zero; total >= 0)
 
 
 class Duration(T):
@@ -179,7 +203,7 @@ class Duration(T):
         if isinstance(v, int):
             return v
         if isinstance(v, str):
-            if re.fullmatch(r"[0-9]+", v):
+            if re.fullmatch(r"[+-]?[0-9]+", v):
                 return int(v)
             ms = parse_duration_ms(v)
             if ms is not None:
@@ -191,10 +215,25 @@ _SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
 
 
 class Bytesize(T):
-    def __init__(self, allow_infinity=False):
+    """emqx_schema:to_bytesize/1: hocon_postprocess:bytesize/1 (`^ *([0-9]+)(b|B|kb|KB|mb|MB|gb|GB)$`:
+    no blank before the unit, the unit all lower or all upper case) or an integer string.
+    `lo`/`hi` are a validator's bounds (bytes)."""
+
+    def __init__(self, allow_infinity=False, lo=None, hi=None, reason="not_a_bytesize"):
         self.allow_infinity = allow_infinity
+        self.lo, self.hi, self.reason = lo, hi, reason
 
     def __call__(self, v, path):
+        size = self._size(v, path)
+        if size == "infinity":
+            return size
+        if self.lo is not None and size < self.lo:
+            raise ConfigError(path, "%s_too_small (minimum %s)" % (self.reason, self.lo), v)
+        if self.hi is not None and size > self.hi:
+            raise ConfigError(path, "%s_too_large (maximum %s)" % (self.reason, self.hi), v)
+        return size
+
+    def _size(self, v, path):
         if self.allow_infinity and v == "infinity":
             return "infinity"
         if isinstance(v, bool):
@@ -202,18 +241,28 @@ class Bytesize(T):
         if isinstance(v, int):
             return v
         if isinstance(v, str):
-            m = re.fullmatch(r"([0-9]+)\s*(b|kb|mb|gb|)", v, re.I)
+            m = re.fullmatch(r" *([0-9]+)(b|B|kb|KB|mb|MB|gb|GB)", v)
             if m:
                 return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+            if re.fullmatch(r"[+-]?[0-9]+", v):
+                return int(v)
         raise ConfigError(path, "not_a_bytesize", v)
 
 
 class Percent(T):
+    """emqx_schema:percent() is a float(): a float value as it is, or a string through
+    to_percent/1 (hocon_postprocess:percent/1, `([0-9.]+)(%)$`), which must give 0.0..1.0."""
+
     def __call__(self, v, path):
-        if isinstance(v, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?%", v):
-            return float(v[:-1]) / 100
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
+        if isinstance(v, float):
+            return v
+        if isinstance(v, str):
+            m = re.search(r"([0-9.]+)%$", v)
+            if m and re.fullmatch(r"[0-9]+(\.[0-9]+)?", m.group(1)):
+                num = m.group(1)
+                pct = int(num) / 100 if num.isdigit() else math.floor(float(num) * 100 + 0.5) / 10000
+                if 0.0 <= pct <= 1.0:
+                    return pct
         raise ConfigError(path, "not_a_percent", v)
 
 
@@ -429,7 +478,10 @@ def _copy(v):
 
 
 class MapOf(T):
-    def __init__(self, inner, key_pattern=r"[A-Za-z0-9_\-]+"):
+    """hocon_tconf map field: keys must match ^[A-Za-z0-9]+[A-Za-z0-9-_]*$ (MAP_KEY_RE), else
+    invalid_map_key at the map's path."""
+
+    def __init__(self, inner, key_pattern=r"[A-Za-z0-9][A-Za-z0-9_\-]*"):
         self.inner = inner
         self.key_re = re.compile(key_pattern)
 
@@ -440,7 +492,7 @@ class MapOf(T):
         for k, x in v.items():
             sub = "%s.%s" % (path, k)
             if not self.key_re.fullmatch(k):
-                raise ConfigError(sub, "bad_name", k)
+                raise ConfigError(path, "invalid_map_key", k)
             out[k] = self.inner(x, sub)
         return out
 
@@ -457,10 +509,51 @@ class MarkedOr(T):
         return self.inner(v, path)
 
 
+MAX_INT_MQTT_PACKET_SIZE = 268435455
+
+
+class MaxPacketSize(Bytesize):
+    """mqtt.max_packet_size: convert_max_packet_size/2 turns "256MB" into 268435455B, then
+    validate_max_packet_size/1 wants 1..268435455."""
+
+    def __call__(self, v, path):
+        if v == "256MB":
+            v = MAX_INT_MQTT_PACKET_SIZE
+        return super().__call__(v, path)
+
+
+def _access_rule_ok(rule):
+    """emqx_schema is_invalid_rule/1: "allow|deny all" or "allow|deny <CIDR>" (esockd_cidr:parse)."""
+    parts = rule.split()
+    if len(parts) != 2 or parts[0] not in ("allow", "deny"):
+        return False
+    if parts[1] == "all":
+        return True
+    try:
+        ipaddress.ip_network(parts[1], strict=False)
+        return True
+    except ValueError:
+        return False
+
+
+class AccessRules(T):
+    """Listener access_rules: an array of strings (a bare string is refused); access_rules_converter/1
+    splits each element at commas, access_rules_validator/1 checks every rule."""
+
+    def __call__(self, v, path):
+        rules = ListOf(STR)(v, path)
+        flat = [r.strip() for rule in rules for r in re.split(r"\s*,\s*", rule)]
+        bad = [r for r in flat if not _access_rule_ok(r)]
+        if bad:
+            raise ConfigError(path, "invalid_rule(s): %s" % ", ".join(bad), v)
+        return flat
+
+
 ANY = Any_()
 STR = Str()
 BOOL = Bool()
 DUR = Duration()
+TLS_VERSIONS = ("tlsv1.3", "tlsv1.2", "tlsv1.1", "tlsv1")
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency", "all")
 
 # ---------------------------------------------------------------------------------------------
@@ -470,16 +563,16 @@ NODE = Obj({
     "name": F(NodeName(), "emqx@127.0.0.1"),
     "cookie": F(Str(allow_empty=False), "emqxsecretcookie"),
     "data_dir": F(FilePath(allow_empty=False), "data"),
-    "role": F(Enum("core", "replicant"), "core"),
+    "role": F(Enum("core", "replicant"), "core"),  # alias db_role
     "max_ports": F(Int(1024, 134217727), 1048576),
     "dist_net_ticktime": F(DUR, "2m"),
     "process_limit": F(Int(1024, 134217727), 2097152),
-    "config_files": F(ListOf(STR, comma_string=True)),
+    "config_files": F(ListOf(STR)),
     "global_gc_interval": F(Duration(allow_disabled=True), "15m"),
     "crash_dump_file": F(FilePath()),
     "crash_dump_seconds": F(DUR),
     "crash_dump_bytes": F(Bytesize()),
-    "dist_buffer_size": F(Int(1)),
+    "dist_buffer_size": F(Int(1, 2097151)),
     "max_ets_tables": F(Int(1)),
     "broker_pool_size": F(Int(1)),
     "generic_pool_size": F(Int(1)),
@@ -487,25 +580,23 @@ NODE = Obj({
     "backtrace_depth": F(Int()),
     "applications": F(ListOf(STR, comma_string=True)),
     "etc_dir": F(FilePath()),
-    "cluster_call": F(Obj({"retry_interval": F(DUR), "max_history": F(Int(1)),
+    "cluster_call": F(Obj({"retry_interval": F(DUR), "max_history": F(Int(100, 10240)),
                            "cleanup_interval": F(DUR)})),
     "db_backend": F(Enum("mnesia", "rlog")),
-    "db_role": F(Enum("core", "replicant")),
     "rpc_module": F(Enum("rpc", "gen_rpc")),
     "tlog_push_mode": F(Enum("sync", "async")),
     "default_bootstrap_batch_size": F(Int(1)),
     "default_shard_transport": F(Enum("gen_rpc", "distr")),
     "shard_transports": F(ANY),
     "shard_full_resync_timeout": F(DUR),
-    "broker_shared_dispatch": F(ANY),
-})
+}, aliases={"db_role": "role"})
 
 # emqx_conf_schema fields("cluster") at v5.8.9 (open source: nothing injected at `cluster`; the
 # enterprise build injects core_nodes)
 _CLUSTER_FIELDS = {
     "name": F(STR, "emqxcl"),
     "discovery_strategy": F(Enum("manual", "static", "singleton", "dns", "etcd", "k8s"), "manual"),
-    "autoclean": F(Duration(allow_infinity=True), "24h"),
+    "autoclean": F(DUR, "24h"),
     "autoheal": F(BOOL, True),
     "proto_dist": F(Enum("inet_tcp", "inet6_tcp", "inet_tls", "inet6_tls"), "inet_tcp"),
     "quic_lb_mode": F(ANY),
@@ -530,19 +621,15 @@ CLUSTER = Obj(_CLUSTER_FIELDS)
 
 RPC = Obj({
     "mode": F(Enum("sync", "async")),
-    "protocol": F(Enum("tcp", "ssl"), "tcp"),
+    "protocol": F(Enum("tcp", "ssl"), "tcp"),  # alias driver
     "async_batch_size": F(Int(1)),
     "port_discovery": F(Enum("manual", "stateless"), "stateless"),
-    "server_port": F(Bind(), 5369),
-    "tcp_server_port": F(Bind()),
-    "ssl_server_port": F(Bind()),
-    "tcp_client_num": F(Int(1, 256)),
-    "client_num": F(Int(1, 256)),
+    "server_port": F(Int(1), 5369),  # pos_integer(), aliases tcp_server_port, ssl_server_port
+    "client_num": F(Int(1, 256)),  # alias tcp_client_num
     "connect_timeout": F(DUR),
     "certfile": F(FilePath()),
     "keyfile": F(FilePath()),
     "cacertfile": F(FilePath()),
-    "password": F(STR),
     "send_timeout": F(DUR),
     "authentication_timeout": F(DUR),
     "call_receive_timeout": F(DUR),
@@ -554,12 +641,17 @@ RPC = Obj({
     "socket_buffer": F(Bytesize()),
     "insecure_fallback": F(BOOL),
     "ciphers": F(ListOf(STR, comma_string=True)),
-    "tls_versions": F(ListOf(STR, comma_string=True)),
+    "tls_versions": F(ListOf(Enum(*TLS_VERSIONS))),
     "listen_address": F(STR),
     "ipv6_only": F(BOOL),
-})
+}, aliases={"driver": "protocol", "tcp_server_port": "server_port", "ssl_server_port": "server_port",
+            "tcp_client_num": "client_num"})
 
-SSL_OPTIONS = Obj({
+# emqx_schema:common_ssl_opts_schema/2 + server_ssl_opts_schema/2 (listener_ssl_opts); the
+# wss listener and the dashboard use it with IsRanchListener = true: no gc_after_handshake, ocsp,
+# enable_crl_check. partial_chain and verify_peer_ext_key_usage are injected by emqx_auth_ext_schema
+# only in the enterprise build (emqx_conf_schema_inject:auth_ext/1).
+_SSL_FIELDS = {
     "cacertfile": F(FilePath()),
     "cacerts": F(BOOL),
     "certfile": F(FilePath()),
@@ -567,8 +659,7 @@ SSL_OPTIONS = Obj({
     "password": F(STR),
     "verify": F(Enum("verify_peer", "verify_none"), "verify_none"),
     "fail_if_no_peer_cert": F(BOOL, False),
-    "versions": F(ListOf(Enum("tlsv1.3", "tlsv1.2", "tlsv1.1", "tlsv1"), comma_string=True),
-                  ["tlsv1.3", "tlsv1.2"]),
+    "versions": F(ListOf(Enum(*TLS_VERSIONS)), ["tlsv1.3", "tlsv1.2"]),
     "ciphers": F(ListOf(STR, comma_string=True), []),
     "depth": F(Int(0), 10),
     "reuse_sessions": F(BOOL, True),
@@ -577,17 +668,16 @@ SSL_OPTIONS = Obj({
     "client_renegotiation": F(BOOL, True),
     "handshake_timeout": F(DUR, "15s"),
     "dhfile": F(FilePath()),
-    "log_level": F(Enum(*LEVELS)),
+    "log_level": F(Enum("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug",
+                        "none", "all")),
     "hibernate_after": F(DUR),
     "user_lookup_fun": F(STR),
-    "gc_after_handshake": F(BOOL),
-    "ocsp": F(ANY),
-    "enable_crl_check": F(BOOL),
-    "partial_chain": F(ANY),
-    "verify_peer_ext_key_usage": F(STR),
-    "server_name_indication": F(ANY),
-    "enable": F(BOOL),
-})
+}
+if _edition_name() == "enterprise":
+    _SSL_FIELDS["partial_chain"] = F(Enum(True, False, "two_cacerts_from_cacertfile", "cacert_from_cacertfile"))
+    _SSL_FIELDS["verify_peer_ext_key_usage"] = F(STR)
+RANCH_SSL_OPTIONS = Obj(dict(_SSL_FIELDS))
+SSL_OPTIONS = Obj(dict(_SSL_FIELDS, gc_after_handshake=F(BOOL), ocsp=F(ANY), enable_crl_check=F(BOOL)))
 
 TCP_OPTIONS = Obj({
     "active_n": F(Int(0), 100),
@@ -599,6 +689,7 @@ TCP_OPTIONS = Obj({
     "buffer": F(Bytesize()),
     "high_watermark": F(Bytesize(), "1MB"),
     "nodelay": F(BOOL, True),
+    "nolinger": F(BOOL, False),
     "reuseaddr": F(BOOL, True),
     "keepalive": F(STR, "none"),
 })
@@ -607,7 +698,7 @@ WEBSOCKET = Obj({
     "mqtt_path": F(STR, "/mqtt"),
     "mqtt_piggyback": F(Enum("single", "multiple"), "multiple"),
     "compress": F(BOOL, False),
-    "idle_timeout": F(Duration(allow_infinity=True), "7200s"),
+    "idle_timeout": F(DUR, "7200s"),
     "max_frame_size": F(InfOr(Int(1)), "infinity"),
     "fail_if_no_subprotocol": F(BOOL, True),
     "supported_subprotocols": F(ListOf(STR, comma_string=True), ["mqtt", "mqtt-v3", "mqtt-v3.1.1", "mqtt-v5"]),
@@ -634,18 +725,19 @@ def _listener(kind):
         "max_conn_rate": F(ANY),
         "messages_rate": F(ANY),
         "bytes_rate": F(ANY),
-        "access_rules": F(ListOf(STR, comma_string=True), ["allow all"]),
+        "access_rules": F(AccessRules(), ["allow all"]),
         "proxy_protocol": F(BOOL, False),
         "proxy_protocol_timeout": F(DUR, "3s"),
         "authentication": F(ANY),
         "tcp_options": F(TCP_OPTIONS),
-        "id": F(STR),
     }
-    if kind in ("ssl", "wss"):
+    if kind == "ssl":
         fields["ssl_options"] = F(SSL_OPTIONS)
+    if kind == "wss":
+        fields["ssl_options"] = F(RANCH_SSL_OPTIONS)
     if kind in ("ws", "wss"):
         fields["websocket"] = F(WEBSOCKET)
-    return Obj(fields)
+    return Obj(fields, aliases={"enabled": "enable"})
 
 
 LISTENERS = Obj({
@@ -668,27 +760,55 @@ DASHBOARD_HTTP = {
     "proxy_header": F(BOOL),
 }
 DASHBOARD_HTTPS = dict(DASHBOARD_HTTP, bind=F(Bind(allow_zero=True), 0), enable=F(BOOL, False),
-                       ssl_options=F(SSL_OPTIONS))
+                       ssl_options=F(RANCH_SSL_OPTIONS))
+
+
+class DashboardHttps(Obj):
+    """emqx_dashboard_schema https_converter/2 (convert_ssl_layout): without an `ssl_options` key,
+    the TLS fields written next to `bind` are moved into it."""
+
+    def __call__(self, v, path):
+        if isinstance(v, dict) and "ssl_options" not in v:
+            tls = RANCH_SSL_OPTIONS.fields
+            v = dict({k: x for k, x in v.items() if k not in tls},
+                     ssl_options={k: x for k, x in v.items() if k in tls})
+        return super().__call__(v, path)
+
+
+class SampleInterval(Duration):
+    """dashboard.sample_interval: timeout_duration_s, validate_sample_interval/1 (1..60 s, divides 60)."""
+
+    def __call__(self, v, path):
+        ms = super().__call__(v, path)
+        sec = int(math.ceil(ms / 1000.0))
+        if not (1 <= sec <= 60 and 60 % sec == 0):
+            raise ConfigError(path, "must be between 1 and 60 and be a divisor of 60.", v)
+        return ms
 
 DASHBOARD = Obj({
-    "listeners": F(Obj({"http": F(Obj(DASHBOARD_HTTP)), "https": F(Obj(DASHBOARD_HTTPS))})),
+    "listeners": F(Obj({"http": F(Obj(DASHBOARD_HTTP)), "https": F(DashboardHttps(DASHBOARD_HTTPS))})),
     "default_username": F(Str(allow_empty=False), "admin"),
     "default_password": F(STR, "public"),
-    "sample_interval": F(DUR, "10s"),
+    "sample_interval": F(SampleInterval(), "10s"),
     "token_expired_time": F(DUR, "60m"),
     "cors": F(BOOL, False),
     "i18n_lang": F(Enum("en", "zh")),
     "swagger_support": F(BOOL, True),
-    "password_expired_time": F(DUR),
-    "unsuccessful_login_max_attempts": F(Int(1)),
-    "unsuccessful_login_lock_duration": F(DUR),
-    "unsuccessful_login_interval": F(DUR),
-    "sso": F(ANY),
-    "monitor": F(ANY),
     "bootstrap_users_file": F(FilePath()),
 })
+if _edition_name() == "enterprise":
+    # sso is the enterprise build's sso_fields(); the others are not in 5.8.9 (kept for the 5.9+
+    # enterprise stand-in, not checked against the e5.x source)
+    DASHBOARD.fields.update({
+        "password_expired_time": F(DUR),
+        "unsuccessful_login_max_attempts": F(Int(1)),
+        "unsuccessful_login_lock_duration": F(DUR),
+        "unsuccessful_login_interval": F(DUR),
+        "sso": F(ANY),
+        "monitor": F(ANY),
+    })
 
-API_KEY = Obj({"bootstrap_file": F(FilePath(), ""), "enable": F(BOOL)})
+API_KEY = Obj({"bootstrap_file": F(FilePath(), "")})
 
 LICENSE = Obj({
     "key": F(STR, "default"),
@@ -703,8 +823,8 @@ _LOG_COMMON = {
     "formatter": F(Enum("text", "json"), "text"),
     "time_offset": F(STR, "system"),
     "single_line": F(BOOL, True),
-    "chars_limit": F(ANY),
-    "max_depth": F(InfOr(Int(1))),
+    "chars_limit": F(OneOf(Enum("unlimited"), Int(100))),
+    "max_depth": F(OneOf(Enum("unlimited"), Int(0))),
     "timestamp_format": F(Enum("auto", "epoch", "rfc3339")),
     "payload_encode": F(Enum("hex", "text", "hidden")),
     "sync_mode_qlen": F(Int(0)),
@@ -715,27 +835,58 @@ _LOG_COMMON = {
     "supervisor_reports": F(Enum("error", "progress")),
     "with_mfa": F(BOOL),
 }
-LOG_CONSOLE = Obj(dict(_LOG_COMMON, enable=F(BOOL, False)))
+_LOG_ALIASES = {"format": "formatter"}
+LOG_CONSOLE = Obj(dict(_LOG_COMMON, enable=F(BOOL, False)), aliases=_LOG_ALIASES)
+
+
+class RotationCount(Int):
+    """log file rotation_count (alias rotation): convert_rotation/2 takes an integer or a
+    `rotation {count = N}` object (count defaults to 10); anything else (a string) is bad_rotation."""
+
+    def __call__(self, v, path):
+        if isinstance(v, dict):
+            v = v.get("count", 10)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(path, "bad_rotation", v)
+        return super().__call__(v, path)
+
+
 LOG_FILE_HANDLER = Obj(dict(
     _LOG_COMMON, enable=F(BOOL, True),
     path=F(FilePath(), "${EMQX_LOG_DIR}/emqx.log"),
-    rotation_count=F(Int(1, 128), 10),
+    rotation_count=F(RotationCount(1, 128), 10),
     rotation_size=F(Bytesize(allow_infinity=True), "50MB"),
-    rotation=F(ANY),
-    max_size=F(Bytesize(allow_infinity=True)),
-))
+), aliases=dict(_LOG_ALIASES, file="path", to="path", rotation="rotation_count", max_size="rotation_size"))
 
-LOG = Obj({
+
+class LogFile(MapOf):
+    """log.file (alias file_handlers): ensure_file_handlers/2 moves the handler fields (and their
+    aliases) written directly under `file` into the handler `default`; the rest are named handlers."""
+
+    def __call__(self, v, path):
+        if isinstance(v, dict):
+            own = set(LOG_FILE_HANDLER.fields) | set(LOG_FILE_HANDLER.aliases)
+            named = {k: x for k, x in v.items() if k not in own}
+            plain = {k: x for k, x in v.items() if k in own}
+            if plain:
+                old = named.get("default")
+                named["default"] = hocon.merge(plain, old) if isinstance(old, dict) else plain
+            v = named
+        return super().__call__(v, path)
+
+
+_LOG_FIELDS = {
     "console": F(LOG_CONSOLE),
-    "file": F(OneOf(LOG_FILE_HANDLER, MapOf(LOG_FILE_HANDLER)), {}),
-    "file_handlers": F(MapOf(LOG_FILE_HANDLER)),
+    "file": F(LogFile(LOG_FILE_HANDLER), {"level": "warning"}),
     "throttling": F(ANY),
-    "audit": F(ANY),
-}, aliases={"console_handler": "console"})
+}
+if _edition_name() == "enterprise":
+    _LOG_FIELDS["audit"] = F(ANY)  # injected only by the enterprise schema
+LOG = Obj(_LOG_FIELDS, aliases={"console_handler": "console", "file_handlers": "file"})
 
 MQTT = Obj({
     "idle_timeout": F(Duration(allow_infinity=True), "15s"),
-    "max_packet_size": F(Bytesize(), "1MB"),
+    "max_packet_size": F(MaxPacketSize(lo=1, hi=MAX_INT_MQTT_PACKET_SIZE, reason="max_mqtt_packet_size"), "1MB"),
     "max_clientid_len": F(Int(23, 65535), 65535),
     "max_topic_levels": F(Int(1, 65535), 128),
     "max_qos_allowed": F(Enum(0, 1, 2), 2),
@@ -751,7 +902,7 @@ MQTT = Obj({
     "strict_mode": F(BOOL, False),
     "response_information": F(STR, ""),
     "server_keepalive": F(OneOf(Enum("disabled"), Int(1, 65535)), "disabled"),
-    "keepalive_multiplier": F(Num(), 1.5),
+    "keepalive_multiplier": F(Num(1.0, 65535.0), 1.5),
     "keepalive_check_interval": F(DUR, "30s"),
     "keepalive_backoff": F(Num()),
     "retry_interval": F(Duration(allow_infinity=True), "30s"),
@@ -771,26 +922,25 @@ MQTT = Obj({
     "max_inflight": F(Int(1, 65535), 32),
     "max_subscriptions": F(InfOr(Int(1)), "infinity"),
     "upgrade_qos": F(BOOL, False),
-    "max_awaiting_rel_timeout": F(DUR),
-    "limiter": F(ANY),
 })
 
 AUTHORIZATION = Obj({
     "no_match": F(Enum("allow", "deny"), "allow"),
     "deny_action": F(Enum("ignore", "disconnect"), "ignore"),
-    "cache": F(Obj({"enable": F(BOOL, True), "max_size": F(Int(1), 32), "ttl": F(DUR, "1m"),
-                    "excludes": F(ListOf(STR, comma_string=True))})),
+    "cache": F(Obj({"enable": F(BOOL, True), "max_size": F(Int(1, 1048576), 32), "ttl": F(DUR, "1m"),
+                    "excludes": F(ListOf(STR), [])})),
     "sources": F(ListOf(ANY), []),
 })
 
 FORCE_SHUTDOWN = Obj({
     "enable": F(BOOL, True),
     "max_mailbox_size": F(Int(0), 1000),
-    "max_heap_size": F(Bytesize(), "32MB"),
-    "max_message_queue_len": F(Int(0)),
-})
+    "max_heap_size": F(Bytesize(hi=128 * 1024 ** 3, reason="max_heap_size"), "32MB"),  # validate_heap_size/1
+}, aliases={"max_message_queue_len": "max_mailbox_size"})
 
-SYSMON = Obj({"vm": F(ANY), "os": F(ANY), "top": F(ANY)})
+SYSMON = Obj({"vm": F(ANY), "os": F(ANY), "top": F(ANY),
+              "mnesia_tm_mailbox_size_alarm_threshold": F(Int(1), 500),
+              "broker_pool_mailbox_size_alarm_threshold": F(Int(1), 500)})
 
 # Every root of the EMQX 5.8.9 open-source schema: emqx_conf_schema:roots/0 = emqx_schema:roots(high)
 # (listeners, mqtt, zones, plus `authorization` and `authentication` injected by emqx_auth) ++ node,

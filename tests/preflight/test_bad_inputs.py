@@ -401,6 +401,11 @@ CASES = [
          {"emq_node_extra_config": {"mqtt": {"max_inflight": 0}}}),
     Case("extra-config-duration-words", "Check emq_node_extra_config against EMQX's schema", ("mqtt.idle_timeout", "duration such as"),
          {"emq_node_extra_config": {"mqtt": {"idle_timeout": "15 seconds"}}}),
+    # Values emqx.conf carries in quotes or EMQX's scripts use: a trailing newline or a quote breaks them.
+    Case("secrets-dir-trailing-newline", "Check the values written into emqx.conf",
+         ("emq_node_secrets_dir has a newline at the end", "printf"), {"emq_node_secrets_dir": "/etc/emqx-secrets\n"}),
+    Case("dashboard-username-with-a-quote", "Check the values written into emqx.conf",
+         ("emq_node_dashboard_username has a double quote",), {"emq_node_dashboard_username": 'ad"min'}),
     Case("extra-config-unknown-root", "Check emq_node_extra_config and where the secrets are kept",
          ("emq_node_extra_config has root keys EMQX 5.8.9 does not know: mqqt", "drop them", "known roots:"),
          {"emq_node_extra_config": {"mqqt": {"max_packet_size": "2MB"}, "mqtt": {"max_qos_allowed": 1}}},

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ def _assert_nothing_changed(run: Run) -> None:
     assert set(HOSTS) <= set(run.recap) <= set(ALL_HOSTS), "hosts missing from the PLAY RECAP" + run.explain()
     assert all(counts["changed"] == 0 for counts in run.recap.values()), run.explain()
     assert all(m in READ_ONLY for m in run.modules), "a module that could change a host ran:" + run.explain()
-    for secret in SECRETS:
+    for secret in SECRETS + (STATS_PASSWORD,):
         assert secret not in run.output, f"a secret ({secret[:3]}...) appears in the output" + run.explain()
 
 
@@ -178,6 +179,7 @@ def _cert_for(name: str) -> tuple[Any, Any]:
 
 
 MQTT_EXAMPLE_CERT, MQTT_EXAMPLE_KEY = _cert_for("mqtt.example.com")
+STATS_PASSWORD = "st#ts-" + uuid.uuid4().hex  # a secret: must never be printed
 OTHER_IP_CERT, OTHER_IP_KEY = _cert_for("10.0.1.99")
 
 CASES = [
@@ -212,6 +214,14 @@ CASES = [
     SiteCase("haproxy-health-check-on-the-ws-listener", "Check the HAProxy load balancer inputs",
              "Check the health checks go to a port that answers them, not to a PROXY protocol listener",
              ("haproxy_lb_backend_check_port=8083",), lb_vars={"haproxy_lb": {"haproxy_lb_backend_check_port": 8083}}),
+    # Values written as one word of haproxy.cfg / nginx.conf: '#' starts a comment, a newline ends the line.
+    SiteCase("haproxy-stats-password-with-a-hash", "Check the HAProxy load balancer inputs", "Check the values written into haproxy.cfg",
+             ("haproxy_lb_stats_password has '#'", "comment"),
+             lb_vars={"haproxy_lb": {"haproxy_lb_stats_user": "ops", "haproxy_lb_stats_password": STATS_PASSWORD}}),
+    SiteCase("nginx-status-path-trailing-newline", "Check the NGINX load balancer inputs", "Check the values written into nginx.conf",
+             ("nginx_lb_status_path has a newline at the end",), lb_vars={"nginx_lb": {"nginx_lb_status_path": "/status\n"}}),
+    SiteCase("nginx-hash-key-with-a-semicolon", "Check the NGINX load balancer inputs", "Check the values written into nginx.conf",
+             ("nginx_lb_hash_key has ';'",), lb_vars={"nginx_lb": {"nginx_lb_balance": "hash", "nginx_lb_hash_key": "$remote_addr;"}}),
     # A bad EMQX input stops in the first play: no load balancer is touched either.
     SiteCase("node-cookie-trailing-newline", "Check the EMQX node and cluster inputs", "Check the cookie",
              ("emq_node_cookie", "trailing newline"), node_vars={"emq_node_cookie": base_vars()["emq_node_cookie"] + "\n"}),

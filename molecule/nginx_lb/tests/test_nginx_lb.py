@@ -295,7 +295,7 @@ PREFLIGHT_CASES = {
         ["nginx_lb_proxy_timeout (80s) must be longer than 1.5 x nginx_lb_mqtt_keepalive"]),
     "ip_hash": (
         {"nginx_lb_balance": "ip_hash"},
-        ["nginx_lb_balance must be one of", '"ip_hash" does not exist']),
+        ["nginx_lb_balance must be one of", "ip_hash"]),
     "tls_1_1": (
         {"nginx_lb_tls_protocols": ["TLSv1.1", "TLSv1.2"]},
         ["nginx_lb_tls_protocols must list only", "TLS 1.0 and 1.1 are not offered"]),

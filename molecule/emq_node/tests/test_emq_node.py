@@ -294,3 +294,17 @@ def test_a_password_change_alone_restarts_nothing(host):
     assert host.check_output("systemctl show -P InvocationID emqx.service") == before
     assert _login(third) == 200
     assert _login(NEW_PASSWORD) == 401
+
+
+def test_a_configure_only_run_still_restarts_the_node_on_its_new_configuration(host):
+    """Runs after the password test: --tags emq_node_configure changes emqx.conf, and the node must run it
+    (the restart follows the change under any tag), with a last good copy of what it came back on."""
+    third_vars = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "third-password.yml")
+    before = host.check_output("systemctl show -P InvocationID emqx.service")
+    rc, out = _converge("--tags", "emq_node_configure",
+                        extra=["-e", "@" + third_vars, "-e", '{"emq_node_extra_config": {"mqtt": {"max_packet_size": "2MB"}}}'])
+    assert rc == 0, out[-3000:]
+    assert host.check_output("systemctl show -P InvocationID emqx.service") != before, "the node was not restarted"
+    assert "max_packet_size" in host.file("/etc/emqx/emqx.conf").content_string
+    assert host.file("/etc/emqx/emqx.conf.last-good").content_string == host.file("/etc/emqx/emqx.conf").content_string
+    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18083/status").stdout == "200"

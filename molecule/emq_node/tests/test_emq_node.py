@@ -307,4 +307,4 @@ def test_a_configure_only_run_still_restarts_the_node_on_its_new_configuration(h
     assert host.check_output("systemctl show -P InvocationID emqx.service") != before, "the node was not restarted"
     assert "max_packet_size" in host.file("/etc/emqx/emqx.conf").content_string
     assert host.file("/etc/emqx/emqx.conf.last-good").content_string == host.file("/etc/emqx/emqx.conf").content_string
-    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18083/status").stdout == "200"
+    assert host.check_output("curl -s -o /dev/null -w '%%{http_code}' http://%s:18083/status" % ADDR) == "200"

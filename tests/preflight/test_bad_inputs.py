@@ -26,6 +26,7 @@ Run: ``.venv/bin/python -m pytest -p no:cacheprovider tests/preflight -q`` (``-r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -56,7 +57,10 @@ def _ansible_playbook() -> Path:
 COOKIE = "ck-" + uuid.uuid4().hex
 DASHBOARD_PASSWORD = "pw-" + uuid.uuid4().hex[:20]
 API_SECRET = "as-" + uuid.uuid4().hex
-SECRETS = (COOKIE, DASHBOARD_PASSWORD, API_SECRET)
+DEVICE_SALT = "salt-" + uuid.uuid4().hex[:12]
+DEVICE_HASH = hashlib.sha256(("dev-" + uuid.uuid4().hex + DEVICE_SALT).encode()).hexdigest()
+SECRETS = (COOKIE, DASHBOARD_PASSWORD, API_SECRET, DEVICE_HASH)
+DEVICE = {"user_id": "sensor-1", "password_hash": DEVICE_HASH, "salt": DEVICE_SALT}
 
 DEBIAN_12 = {"distribution": "Debian", "major_version": "12", "version": "12.7", "os_family": "Debian"}
 HOSTS = {"n1": "10.0.0.1", "n2": "10.0.0.2"}
@@ -74,6 +78,7 @@ def base_vars() -> dict[str, Any]:
         "emq_node_cookie": COOKIE,
         "emq_node_dashboard_password": DASHBOARD_PASSWORD,
         "emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "administrator"}],
+        "emq_node_authn_users": [dict(DEVICE)],
         "emq_node_firewall_enabled": True,
         "emq_node_firewall_admin_networks": ["10.0.0.0/8"],
         "emq_node_firewall_client_networks": ["192.168.0.0/16", "2001:db8::/32"],
@@ -369,6 +374,27 @@ CASES = [
     Case("tls-listener-without-cert", "Check the listeners",
          ("emq_node_listeners", "TLS listeners ssl are enabled", "certfile and keyfile", "terminate TLS on the load balancers"),
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ssl": {"enable": True, "bind": "0.0.0.0:8883"}}}),
+    # issue 13: devices authenticate unless the inventory says otherwise; bad users and ACL rules stop the run.
+    Case("authentication-unknown", "argspec", ("emq_node_authentication", "password, client_certificate"),
+         {"emq_node_authentication": "token"}),
+    Case("anonymous-with-users", "Check how devices authenticate", ("emq_node_allow_anonymous", "emq_node_authn_users", "remove one"),
+         {"emq_node_allow_anonymous": True}),
+    Case("device-hash-not-sha256", "Check how devices authenticate", ("emq_node_authn_users", "sensor-1", "emqx_password_hash"),
+         {"emq_node_authn_users": [dict(DEVICE, password_hash="not-a-hash")]}),
+    Case("device-user-twice", "Check how devices authenticate", ("emq_node_authn_users", "sensor-1"),
+         {"emq_node_authn_users": [dict(DEVICE), dict(DEVICE)]}),
+    Case("device-without-user-id", "Check how devices authenticate", ("emq_node_authn_users", "user_id"),
+         {"emq_node_authn_users": [{"password_hash": DEVICE_HASH, "salt": DEVICE_SALT}]}),
+    Case("hash-algorithm-bcrypt", "Check the password hashing and the ACL rules", ("emq_node_authn_password_hash_algorithm", "sha256"),
+         {"emq_node_authn_password_hash_algorithm": {"name": "bcrypt", "salt_rounds": 10}}),
+    Case("acl-topic-prefix-wildcard", "Check the password hashing and the ACL rules", ("emq_node_authz_topic_prefix", "devices/#"),
+         {"emq_node_authz_topic_prefix": "devices/#"}),
+    Case("acl-rule-bad-topic", "Check the password hashing and the ACL rules", ("emq_node_authz_rules", "a/#/b"),
+         {"emq_node_authz_rules": [{"permission": "allow", "action": "all", "topics": ["a/#/b"]}]}),
+    Case("acl-rule-bad-permission", "Check the password hashing and the ACL rules", ("emq_node_authz_rules", "permit"),
+         {"emq_node_authz_rules": [{"permission": "permit", "action": "all", "topics": ["a/b"]}]}),
+    Case("acl-rule-bad-cidr", "Check the password hashing and the ACL rules", ("emq_node_authz_rules", "10.0.0.300/8"),
+         {"emq_node_authz_rules": [{"permission": "allow", "who": {"ipaddr": "10.0.0.300/8"}, "topics": ["a/b"]}]}),
     Case("api-key-bad-role", "Check the API keys", ("emq_node_api_keys", "role 'superuser' is not one of administrator"),
          {"emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "superuser"}]}),
     Case("api-key-short-secret", "Check the API keys", ("emq_node_api_keys", "at least 16 characters"),

@@ -225,6 +225,11 @@ CASES = [
     # A bad EMQX input stops in the first play: no load balancer is touched either.
     SiteCase("node-cookie-trailing-newline", "Check the EMQX node and cluster inputs", "Check the cookie",
              ("emq_node_cookie", "trailing newline"), node_vars={"emq_node_cookie": base_vars()["emq_node_cookie"] + "\n"}),
+    # issue 13: client certificates checked by the LBs, but NGINX cannot forward the CN and HAProxy has no CA.
+    SiteCase("client-certificates-behind-nginx-and-an-haproxy-without-ca", "Check the EMQX node and cluster inputs",
+             "Check how devices authenticate",
+             ("emq_node_authentication is client_certificate", "cannot forward a client certificate's CN", "haproxy_lb_tls_client_ca_file"),
+             node_vars={"emq_node_authentication": "client_certificate"}),
     SiteCase("cluster-discovery-unknown", "Check the EMQX node and cluster inputs", "argspec",
              ("emq_cluster_discovery", "gossip"), node_vars={"emq_cluster_discovery": "gossip"}),
 ]

@@ -39,6 +39,12 @@ VARIANTS = {
                                                "log": {"console": {"level": "debug"}},
                                                "listeners": {"tcp": {"default": {"proxy_protocol_timeout": "5s"}}}}},
     "dashboard-everywhere": {"emq_node_dashboard_bind": "0.0.0.0:18083"},
+    "client-certificates": {"emq_node_authentication": "client_certificate"},
+    "anonymous-no-acl": {"emq_node_allow_anonymous": True, "emq_node_authz_enabled": False},
+    "users-by-client-id-sha512-prefix": {
+        "emq_node_authn_user_id_type": "clientid",
+        "emq_node_authn_password_hash_algorithm": {"name": "sha512", "salt_position": "prefix"},
+        "emq_node_authz_no_match": "allow", "emq_node_authz_deny_action": "disconnect"},
 }
 
 
@@ -92,6 +98,11 @@ def test_rendered_config_is_accepted(tmp_path, name):
         assert conf["node"]["name"] == "emqx@10.9.0.%s" % host[-1]
         assert conf["node"]["cookie"] == SECRETS["emq_node_cookie"]
         assert conf["dashboard"]["default_password"] == SECRETS["emq_node_dashboard_password"]
+        # Devices must authenticate unless the variant says otherwise (issue 13).
+        authn = ["%s/%s" % (a["mechanism"], a["backend"]) for a in conf.get("authentication") or []]
+        assert authn == ([] if name in ("client-certificates", "anonymous-no-acl") else ["password_based/built_in_database"])
+        if name == "client-certificates":
+            assert conf["mqtt"]["peer_cert_as_username"] == "cn"
         if conf["cluster"]["discovery_strategy"] == "static" and name != "explicit-seeds":
             assert sorted(conf["cluster"]["static"]["seeds"]) == ["emqx@10.9.0.1", "emqx@10.9.0.2", "emqx@10.9.0.3"]
 

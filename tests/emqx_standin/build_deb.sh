@@ -183,6 +183,9 @@ cat > "$ROOT/etc/emqx/acl.conf" <<'EOF'
 
 {allow, all}.
 EOF
+# apps/emqx_auth/etc/auth-built-in-db-bootstrap.csv: the default bootstrap_file of the built-in
+# database authenticator (a header only)
+printf 'user_id,password,is_superuser\n' > "$ROOT/etc/emqx/auth-built-in-db-bootstrap.csv"
 
 # bundled test certificates (EMQX ships its own well-known test certificates too)
 CERTS="$ROOT/etc/emqx/certs"
@@ -210,7 +213,7 @@ EOF
   openssl x509 -req -in client.csr -CA "$CERTS/cacert.pem" -CAkey ca.key -CAserial ca.srl -CAcreateserial -days 3650 \
     -extfile ext.cnf -extensions client -out "$CERTS/client-cert.pem" >/dev/null 2>&1
 ) || die "openssl failed to make the bundled certificates"
-chmod 0644 "$ROOT"/etc/emqx/*.conf "$ROOT"/etc/emqx/*.hocon "$ROOT"/etc/emqx/vm.args "$CERTS"/*
+chmod 0644 "$ROOT"/etc/emqx/*.conf "$ROOT"/etc/emqx/*.csv "$ROOT"/etc/emqx/*.hocon "$ROOT"/etc/emqx/vm.args "$CERTS"/*
 
 # ---- systemd -------------------------------------------------------------------------------
 cat > "$ROOT/lib/systemd/system/emqx.service" <<'EOF'

@@ -23,9 +23,9 @@ from .broker import Message
 from .cluster import NodeDown, DistConn
 from .node import check_password
 
-REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
-           503: "Service Unavailable"}
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+           403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+           415: "Unsupported Media Type", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def _bind_host_port(bind):
@@ -46,6 +46,7 @@ class Request:
         self.method = method
         parsed = urllib.parse.urlsplit(target)
         self.path = urllib.parse.unquote(parsed.path)
+        self.raw_path = parsed.path
         self.query = dict(urllib.parse.parse_qsl(parsed.query))
         self.headers = headers
         self.body = body
@@ -202,6 +203,11 @@ class ApiServer:
         ("listeners", {"GET"}, None),
         ("publish", {"POST"}, None),
         ("status", {"GET"}, None),
+        ("authentication", {"GET"}, None),
+        ("authentication/{}", {"GET"}, None),
+        ("authentication/{}/users", {"GET", "POST"}, None),
+        ("authentication/{}/users/{}", {"GET", "PUT", "DELETE"}, None),
+        ("authentication/{}/import_users", {"POST"}, None),
     ]
 
     def _route(self, parts):
@@ -222,7 +228,10 @@ class ApiServer:
             if path in ("/", "/index.html"):
                 return 200, {"content-type": "text/html"}, b"<html><body>EMQX Dashboard (stand-in)</body></html>"
             return _error(404, "NOT_FOUND", "Request Path Not Found")
-        parts = path[len("/api/v5/"):].split("/")
+        # split the raw path, then decode each segment (cowboy_router), so %2F stays inside a binding
+        raw = req.raw_path.rstrip("/")
+        parts = [urllib.parse.unquote(x) for x in raw[len("/api/v5/"):].split("/")] \
+            if raw.startswith("/api/v5/") else path[len("/api/v5/"):].split("/")
         route = self._route(parts)
         if route is None:
             return _error(404, "NOT_FOUND", "Request Path Not Found")
@@ -279,6 +288,9 @@ class ApiServer:
             return _json(200, self.listeners())
         if pattern == "publish":
             return self.publish(req)
+        if pattern.startswith("authentication"):
+            from . import authn_api
+            return authn_api.handle(self.node, req, method, pattern, parts)
         return _error(404, "NOT_FOUND", "Request Path Not Found")
 
     def authenticate(self, req, refused=None):

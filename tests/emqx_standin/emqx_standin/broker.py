@@ -29,13 +29,27 @@ import time
 from dataclasses import dataclass, field
 
 try:
+    from . import acl
+    from . import authn as authn_mod
     from . import mqtt_codec as mc
     from . import proxyproto
     from . import wsframe
 except ImportError:  # pragma: no cover - when imported as a top-level module
+    import acl  # type: ignore
+    import authn as authn_mod  # type: ignore
     import mqtt_codec as mc  # type: ignore
     import proxyproto  # type: ignore
     import wsframe  # type: ignore
+
+# The rules of EMQX 5.8.9's etc/acl.conf (apps/emqx_auth/etc/acl.conf), the file source that
+# authorization.sources defaults to (emqx_authz_schema:default_authz/0). Used when the broker runs
+# without a node (the node passes the sources of its config).
+DEFAULT_ACL_CONF = b"""
+{allow, {username, {re, "^dashboard$"}}, subscribe, ["$SYS/#"]}.
+{allow, {ipaddr, "127.0.0.1"}, all, ["$SYS/#", "#"]}.
+{deny, all, subscribe, ["$SYS/#", {eq, "#"}, {eq, "+/#"}]}.
+{allow, all}.
+"""
 
 try:
     import resource
@@ -450,7 +464,7 @@ class _Conn(asyncio.Protocol):
     __slots__ = ("broker", "L", "transport", "peer_ip", "peer_port", "ws", "buf", "stage", "proto_ver",
                  "proto_name", "clientid", "username", "keepalive", "clean_start", "will", "session", "last_rx",
                  "created", "connected_at", "peercert_cn", "peercert", "aliases", "out_aliases", "alias_max_out", "inflight_max", "max_pkt_out",
-                 "recv_msg", "send_msg", "proxy_info", "counted", "closing_reason")
+                 "recv_msg", "send_msg", "proxy_info", "counted", "closing_reason", "is_superuser")
 
     def __init__(self, broker, L, peer, proxy_info):
         self.broker = broker
@@ -482,6 +496,16 @@ class _Conn(asyncio.Protocol):
         self.proxy_info = proxy_info
         self.counted = False
         self.closing_reason = None
+        self.is_superuser = False
+
+    def client_info(self):
+        """The parts of emqx_channel's clientinfo that authentication/authorization read. `cn` is
+        there only when the connection has a peer certificate (set_peercert_infos/3)."""
+        ci = {"username": self.username, "clientid": self.clientid, "peerhost": self.peer_ip,
+              "zone": "default", "is_superuser": self.is_superuser}
+        if self.peercert_cn is not None:
+            ci["cn"] = self.peercert_cn
+        return ci
 
     # ---------------------------------------------------------------- transport callbacks
     def connection_made(self, transport):
@@ -767,7 +791,8 @@ class _Conn(asyncio.Protocol):
         clientid = pkt["clientid"]
         self.clientid = clientid or None
         clean_start = pkt["clean_start"]
-        if props.get("authentication_method"):
+        if props.get("authentication_method") and not (b.authn is not None and b.authn.enabled()):
+            # no authenticator: EMQX would accept and echo the method; the stand-in refuses (harsher)
             self._refuse(ver, mc.RC_BAD_AUTHENTICATION_METHOD, mc.V3_NOT_AUTHORIZED, "bad_authentication_method")
             return
         if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
@@ -809,6 +834,22 @@ class _Conn(asyncio.Protocol):
                 return
         self.clientid = clientid
         self.username = username
+        # ---- authentication: emqx_channel process_connect/2 runs it after check_connect, enrich_client
+        # (client id assignment) and check_banned, before the session is opened or taken over; a
+        # refusal drops the will (handle_out(connack, ...) sets will_msg = undefined)
+        if b.authn is not None:
+            ok, sup, reason = b.authn.authenticate(
+                self.client_info(), pkt["password"], auth_method=props.get("authentication_method"),
+                enable_authn=self.L.conf.get("enable_authn", True))
+            if not ok:
+                b.log("warning", "msg: authentication_failure, reason: %s, clientid: %s, username: %s, peername: %s"
+                      % (reason, clientid, username, self._peername()))
+                if reason == "bad_username_or_password":
+                    self._refuse(ver, mc.RC_BAD_USER_NAME_OR_PASSWORD, mc.V3_BAD_USERNAME_OR_PASSWORD, reason)
+                else:
+                    self._refuse(ver, mc.RC_NOT_AUTHORIZED, mc.V3_NOT_AUTHORIZED, reason)
+                return
+            self.is_superuser = sup
         self.clean_start = clean_start
         keepalive = pkt["keepalive"]
         connack_props = {}
@@ -914,6 +955,14 @@ class _Conn(asyncio.Protocol):
         if s.conn is self:
             s.conn = None
         s.disconnected_at = time.time()
+        if will is not None and publish_will and not b._stopping and b.authz is not None:
+            wmsg = will[0]
+            # emqx_channel:prepare_will_message_for_publishing/2
+            if b.authz.authorize(self.client_info(), {"type": "publish", "qos": wmsg.qos, "retain": wmsg.retain},
+                                 wmsg.topic) != "allow":
+                b.log("warning", "msg: last_will_testament_publish_denied, clientid: %s, topic: %s, "
+                      "client_banned: false, publishing_disallowed: true" % (self.clientid, wmsg.topic))
+                will = None
         if will is not None and publish_will and not b._stopping:
             wmsg, delay = will
             if delay and s.expiry:
@@ -957,6 +1006,18 @@ class _Conn(asyncio.Protocol):
                     raise mc.MalformedPacket("unknown topic alias %d" % alias, mc.RC_PROTOCOL_ERROR)
         if not mc.valid_topic_name(topic):
             raise mc.MalformedPacket("invalid topic name %r" % topic, mc.RC_TOPIC_NAME_INVALID)
+        # emqx_channel process_publish/2: check_pub_authz comes before check_pub_caps
+        if b.authz is not None and b.authz.authorize(self.client_info(), {"type": "publish", "qos": qos,
+                                                                           "retain": retain}, topic) != "allow":
+            b.log("warning", "msg: cannot_publish_to_topic_due_to_not_authorized, reason: not_authorized, "
+                  "topic: %s, clientid: %s" % (topic, self.clientid))
+            if b.authz.deny_action == "disconnect":
+                self._close("not_authorized", rc=mc.RC_NOT_AUTHORIZED)
+            elif qos == 1:
+                self.write(mc.encode_ack(mc.PUBACK, pid, ver, mc.RC_NOT_AUTHORIZED))
+            elif qos == 2:
+                self.write(mc.encode_ack(mc.PUBREC, pid, ver, mc.RC_NOT_AUTHORIZED))
+            return
         if qos > b.max_qos_allowed:
             raise mc.MalformedPacket("QoS %d not supported" % qos, mc.RC_QOS_NOT_SUPPORTED)
         if retain and not b.retain_available:
@@ -1058,21 +1119,32 @@ class _Conn(asyncio.Protocol):
         s = self.session
         codes = []
         retained_jobs = []
-        for tf, (qos, nl, rap, rh) in topics:
+        # emqx_channel process_subscribe/2: check_sub_authzs for every filter first (the real filter
+        # of a shared subscription); with deny_action = disconnect one denial disconnects (0x87, no
+        # SUBACK, nothing subscribed); then check_sub_caps for the allowed ones
+        allowed = []
+        for tf, (qos, _nl, _rap, _rh) in topics:
+            share = _split_share(tf)
+            if share is None or not mc.valid_topic_filter(share[1]):
+                allowed.append(None)
+                continue
+            allowed.append(b._authorize(self, {"type": "subscribe", "qos": qos}, share[1]))
+        if b.authz is not None and b.authz.deny_action == "disconnect" and False in allowed:
+            self._close("not_authorized", rc=mc.RC_NOT_AUTHORIZED)
+            return
+        for (tf, (qos, nl, rap, rh)), is_allowed in zip(topics, allowed):
             fail = 0x80
             share = _split_share(tf)
             if share is None or not mc.valid_topic_filter(share[1]):
                 code = mc.RC_TOPIC_FILTER_INVALID if ver == 5 else fail
             else:
                 group, real = share
-                if group is not None and not b.shared_subscription:
+                if not is_allowed:
+                    code = mc.RC_NOT_AUTHORIZED if ver == 5 else fail   # compat(suback, 0x87) = 0x80
+                elif group is not None and not b.shared_subscription:
                     code = mc.RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED if ver == 5 else fail
                 elif ("+" in real or "#" in real) and not b.wildcard_subscription:
                     code = mc.RC_WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED if ver == 5 else fail
-                elif not b._authorize_subscribe(self, real):
-                    b.log("info", "msg: cannot_subscribe_topic_filter, clientid: %s, peername: %s, topic: %s, "
-                          "reason: not_authorized" % (self.clientid, self._peername(), tf))
-                    code = mc.RC_NOT_AUTHORIZED if ver == 5 else fail
                 else:
                     granted = min(qos, b.max_qos_allowed)
                     existed = tf in s.subs
@@ -1164,9 +1236,14 @@ class Broker:
         exp = _duration(m.get("session_expiry_interval"), 7200.0)
         self.session_expiry_interval = 0xFFFFFFFF if exp is None else int(exp)
         self.ignore_loop_deliver = bool(m.get("ignore_loop_deliver", False))
-        # EMQX's default etc/acl.conf: only 127.0.0.1 (or user "dashboard" for $SYS) may subscribe to
-        # "$SYS/#" or exactly "#". Set to False to allow everybody.
+        # Access control. The node sets `authn` (authn.Authn) and `authz` (authn.Authz) from its
+        # config; a broker without a node has no authenticator and EMQX's default authorization:
+        # the file source with the rules of etc/acl.conf (mqtt_conf default_acl = False: no source).
         self.default_acl = bool(m.get("default_acl", True))
+        self.authn = None
+        sources = [{"type": "file", "enable": True, "_rules": [acl.compile_rule(t) for t in acl.consult(DEFAULT_ACL_CONF)]}] \
+            if self.default_acl else []
+        self.authz = authn_mod.Authz({"no_match": "allow", "deny_action": "ignore", "sources": sources}, self.log)
         self.connack_props = {
             "retain_available": 1 if self.retain_available else 0,
             "shared_subscription_available": 1 if self.shared_subscription else 0,
@@ -1535,16 +1612,11 @@ class Broker:
         msg.timestamp = time.time()
         self._publish_local(msg)
 
-    def _authorize_subscribe(self, conn, real):
-        if not self.default_acl:
+    def _authorize(self, conn, action, topic):
+        """emqx_access_control:authorize/3 -> True (allow) / False (deny)."""
+        if self.authz is None:
             return True
-        if real != "#" and not mc.topic_matches("$SYS/#", real):
-            return True
-        if conn.peer_ip == "127.0.0.1":
-            return True
-        if conn.username == "dashboard" and real != "#":
-            return True
-        return False
+        return self.authz.authorize(conn.client_info(), action, topic) == "allow"
 
     # ------------------------------------------------------------------ routing
     def _publish_local(self, msg):

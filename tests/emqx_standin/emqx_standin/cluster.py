@@ -8,7 +8,7 @@ Two TCP services per node, as EMQX has:
 N is the number that ends the node name's first part (emqx1@h -> 4371/5371).
 
 Membership (mnesia/mria stand-in) is a last-writer-wins map node -> {in, v} plus the cluster-wide
-data (dashboard users, API keys), gossiped with every heartbeat and persisted under
+data (dashboard users, API keys, the built-in database's MQTT users), gossiped with every heartbeat and persisted under
 node.data_dir/mnesia/<node name>/. Joining adopts the target cluster's id, members and data.
 """
 
@@ -338,6 +338,7 @@ class ClusterManager:
             self.save()
         self.state.setdefault("data", {}).setdefault("users", {})
         self.state["data"].setdefault("api_keys", {})
+        self.state["data"].setdefault("authn_users", {})
         me = self.state["members"].get(self.name)
         if not me or not me.get("in"):
             self._reset_standalone("own membership entry missing")
@@ -384,7 +385,7 @@ class ClusterManager:
             if mine is None or _newer(e, mine):
                 self.state["members"][name] = {"in": bool(e.get("in")), "v": int(e.get("v", 0))}
                 changed = True
-        for table in ("users", "api_keys"):
+        for table in ("users", "api_keys", "authn_users"):
             mine_t = self.state["data"].setdefault(table, {})
             for key, rec in remote.get("data", {}).get(table, {}).items():
                 if key not in mine_t or int(rec.get("v", 0)) > int(mine_t[key].get("v", 0)):
@@ -718,6 +719,8 @@ class ClusterManager:
                 self.state["members"] = {n: dict(e) for n, e in remote["members"].items() if n != self.name}
                 self.state["members"][self.name] = {"in": False, "v": 0}
                 self.state["data"] = remote.get("data") or {"users": {}, "api_keys": {}}
+                for table in ("users", "api_keys", "authn_users"):
+                    self.state["data"].setdefault(table, {})
                 self.save()
                 try:
                     r2 = await self._call(target, "join_request", timeout=15.0, joiner=self.name)

@@ -209,6 +209,8 @@ class Node:
         self.status = "booting"
         self.broker = None
         self.cluster = None
+        self.authn = None
+        self.authz = None
         self.api = None
         self.started_at = time.time()
         self._stop = None
@@ -295,8 +297,11 @@ class Node:
             raise BootError("cannot open mnesia dir %s: %s" % (self.cluster.state_dir, e))
         self._ensure_default_user()
         self._load_bootstrap_keys()
+        self._init_access_control()
         from .broker import Broker
         self.broker = Broker(self.name, self.broker_listeners(), self.broker_mqtt(), self.cluster.forward, self.log)
+        self.broker.authn = self.authn
+        self.broker.authz = self.authz
         try:
             await self.broker.start()
         except Exception as e:
@@ -428,7 +433,35 @@ class Node:
             "role": role, "expired_at": "infinity", "created_at": int(time.time())})
 
     def after_join(self):
-        """Joining replaced local data with the cluster's (dashboard users, API keys)."""
+        """Joining replaced local data with the cluster's (dashboard users, API keys, the built-in
+        database's MQTT users). mria restarts the apps after a join (emqx_machine_boot registers
+        stop_apps/ensure_apps_started as ekka callbacks), so the authenticators are created again and
+        their bootstrap files imported again with override=false into the cluster's table."""
+        if self.authn is not None:
+            self.authn.bootstrap()
+
+    def _init_access_control(self):
+        """emqx_authn_chains (authenticators + bootstrap files) and emqx_authz (sources). A file
+        source that cannot be read or compiled fails the config check of its `path`
+        (emqx_authz_file_schema: validator emqx_authz_file:validate/1): the node does not boot."""
+        from . import acl
+        from .authn import Authn, Authz
+        self.authn = Authn(self, self.conf["authentication"])
+        self.authn.bootstrap()
+        az = self.conf["authorization"]
+        for i, src in enumerate(az.get("sources") or []):
+            path = schema.interpolate_env(src["path"])
+            try:
+                src["_rules"] = acl.load_rules(path)
+            except acl.AclError as e:
+                if e.kind == "failed_to_read_acl_file":
+                    self.log("critical", "msg: failed_to_read_acl_file, path: %s, explain: %s" % (path, e.detail))
+                elif e.kind == "bad_acl_file_content":
+                    self.log("critical", "msg: bad_acl_file_content, path: %s, reason: %s" % (path, e.detail))
+                raise BootError('failed_to_check_schema: #{kind => validation_error, path => '
+                                '"authorization.sources.%d.path", reason => %s, value => "%s"}'
+                                % (i + 1, e, src["path"]))
+        self.authz = Authz(az, self.log)
 
     # ------------------------------------------------------------------ info
     def node_info(self):

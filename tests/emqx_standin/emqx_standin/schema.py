@@ -712,6 +712,16 @@ WEBSOCKET = Obj({
 })
 
 
+class ListenerAuthn(T):
+    """Listener `authentication` (hidden in 5.8.9): a listener-level chain replaces the global one
+    for that listener (emqx_authn_chains:get_authenticators/2). The stand-in does not model it."""
+
+    def __call__(self, v, path):
+        if v in (None, [], {}):
+            return []
+        raise ConfigError(path, "unsupported_by_the_standin (listener authentication chains are not modelled)")
+
+
 def _listener(kind):
     fields = {
         "enable": F(BOOL, True),
@@ -728,7 +738,7 @@ def _listener(kind):
         "access_rules": F(AccessRules(), ["allow all"]),
         "proxy_protocol": F(BOOL, False),
         "proxy_protocol_timeout": F(DUR, "3s"),
-        "authentication": F(ANY),
+        "authentication": F(ListenerAuthn(), []),
         "tcp_options": F(TCP_OPTIONS),
     }
     if kind == "ssl":
@@ -924,12 +934,174 @@ MQTT = Obj({
     "upgrade_qos": F(BOOL, False),
 })
 
+# ---- authentication (apps/emqx_auth/src/emqx_authn/emqx_authn_schema.erl global_auth_fields/0,
+# apps/emqx_auth_mnesia/src/emqx_authn_mnesia_schema.erl, emqx_authn_password_hashing.erl)
+class Required(T):
+    """A field without default that the schema requires (hocon: required_field)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, v, path):
+        return self.inner(v, path)
+
+
+def _check_required(fields, v, path):
+    for name, f in fields.items():
+        if isinstance(f.type, Required) and name not in v:
+            raise ConfigError("%s.%s" % (path, name) if path else name, "required_field")
+
+
+class ReqObj(Obj):
+    def __call__(self, v, path):
+        if isinstance(v, dict):
+            _check_required(self.fields, v, path)
+        return super().__call__(v, path)
+
+
+class SaltRounds(Int):
+    """bcrypt salt_rounds: salt_rounds_converter/2 clamps an integer to 5..10, then range(5, 10)."""
+
+    def __call__(self, v, path):
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = min(max(v, 5), 10)
+        return super().__call__(v, path)
+
+
+HASH_SIMPLE = ReqObj({
+    "name": F(Required(Enum("plain", "md5", "sha", "sha256", "sha512"))),
+    "salt_position": F(Enum("disable", "prefix", "suffix"), "prefix"),
+})
+HASH_PBKDF2 = ReqObj({
+    "name": F(Required(Enum("pbkdf2"))),
+    "mac_fun": F(Required(Enum("md4", "md5", "ripemd160", "sha", "sha224", "sha256", "sha384", "sha512"))),
+    "iterations": F(Required(Int(1))),
+    "dk_length": F(Int(1), None),
+})
+HASH_BCRYPT_RW = ReqObj({
+    "name": F(Required(Enum("bcrypt"))),
+    "salt_rounds": F(SaltRounds(5, 10), 10),
+})
+
+
+class HashAlgorithm(T):
+    """emqx_authn_password_hashing:type_rw/1: a union chosen by `name` (bcrypt, pbkdf2, else simple)."""
+
+    def __call__(self, v, path):
+        if not isinstance(v, dict):
+            raise ConfigError(path, "not_a_struct_value", v)
+        if "name" not in v:
+            raise ConfigError(path, "algorithm_name_missing")
+        name = v["name"]
+        t = HASH_BCRYPT_RW if name == "bcrypt" else HASH_PBKDF2 if name == "pbkdf2" else HASH_SIMPLE
+        out = t(dict(v), path)
+        if out.get("dk_length") is None:
+            out.pop("dk_length", None)
+        if out["name"] == "bcrypt":
+            # the stand-in has no bcrypt (Python's standard library has none): refuse loudly
+            raise ConfigError(path + ".name", "unsupported_by_the_standin (bcrypt needs the bcrypt NIF EMQX "
+                              "ships; the stand-in cannot hash or check bcrypt passwords)", "bcrypt")
+        return out
+
+
+AUTHN_BUILTIN_DB = ReqObj({
+    "password_hash_algorithm": F(HashAlgorithm(), {"name": "sha256", "salt_position": "prefix"}),
+    "mechanism": F(Required(Enum("password_based"))),
+    "backend": F(Required(Enum("built_in_database"))),
+    "user_id_type": F(Enum("clientid", "username"), "username"),
+    "bootstrap_file": F(STR, "${EMQX_ETC_DIR}/auth-built-in-db-bootstrap.csv"),
+    "bootstrap_type": F(Enum("hash", "plain"), "plain"),
+    "enable": F(BOOL, True),
+})
+# mechanism/backend pairs EMQX 5.8.9 (open source) has providers for, but the stand-in does not model
+_AUTHN_OTHER = {
+    "password_based": ("mysql", "postgresql", "mongodb", "redis", "http", "ldap"),
+    "scram": ("built_in_database", "http"),
+    "jwt": (None,),
+    "gcp_device": (None,),
+    "cinfo": (None,),
+}
+
+
+class Authenticators(T):
+    """`authentication`: an array (a single object is wrapped: ensure_array/2) of authenticators,
+    each selected by mechanism/backend (emqx_authn_schema:select_union_member/3)."""
+
+    def __call__(self, v, path):
+        if isinstance(v, dict) and not all(k.isdigit() for k in v):
+            v = [v]
+        items = ListOf(ANY)(v, path)
+        out = []
+        for i, a in enumerate(items):
+            sub = "%s.%d" % (path, i + 1)
+            if not isinstance(a, dict):
+                raise ConfigError(sub, "not_a_struct", a)
+            if "mechanism" not in a:
+                raise ConfigError(sub, "missing_mechanism_field")
+            mech, backend = a.get("mechanism"), a.get("backend")
+            if mech == "password_based" and backend == "built_in_database":
+                out.append(AUTHN_BUILTIN_DB(dict(a), sub))
+                continue
+            known = _AUTHN_OTHER.get(mech)
+            if known is not None and (backend in known or known == (None,)):
+                raise ConfigError(sub, "unsupported_by_the_standin (authenticator %s%s is valid in EMQX "
+                                  "but not modelled; only password_based:built_in_database is)"
+                                  % (mech, ":" + backend if backend else ""))
+            if backend is not None:
+                raise ConfigError(sub, "unsupported_mechanism (mechanism: %s, backend: %s)" % (mech, backend))
+            raise ConfigError(sub, "unsupported_mechanism (mechanism: %s)" % mech)
+        return out
+
+
+# ---- authorization (apps/emqx/src/emqx_schema.erl authz_fields/0, apps/emqx_auth/src/emqx_authz/
+# emqx_authz_schema.erl authz_fields/0 + default_authz/0, sources/emqx_authz_file_schema.erl)
+AUTHZ_FILE = ReqObj({
+    "type": F(Required(Enum("file"))),
+    "enable": F(BOOL, True),
+    "path": F(Required(STR)),
+})
+_AUTHZ_OTHER = ("built_in_database", "http", "mongodb", "mysql", "postgresql", "redis", "ldap")
+DEFAULT_AUTHZ_SOURCE = {"type": "file", "enable": True, "path": "${EMQX_ETC_DIR}/acl.conf"}
+
+
+class AuthzSources(T):
+    """`authorization.sources`: union by `type` (missing: missing_type_field; unknown:
+    unknown_authz_type). The file source has type, enable, path (`rules` exists only in the REST
+    API's schema). The path's validator (emqx_authz_file:validate/1, reading and compiling the file)
+    runs when the node boots (node.py), so rendered configs can be checked off the target host.
+    Two sources of one type: duplicated_authz_source_type (emqx_authz:check_dup_types/1)."""
+
+    def __call__(self, v, path):
+        items = ListOf(ANY)(v, path)
+        out = []
+        seen = set()
+        for i, s in enumerate(items):
+            sub = "%s.%d" % (path, i + 1)
+            if not isinstance(s, dict):
+                raise ConfigError(sub, "not_a_struct_value", s)
+            if "type" not in s:
+                raise ConfigError(sub, "missing_type_field")
+            t = s["type"]
+            if t == "file":
+                src = AUTHZ_FILE(dict(s), sub)
+            elif t in _AUTHZ_OTHER:
+                raise ConfigError(sub, "unsupported_by_the_standin (authorization source type %s is valid in "
+                                  "EMQX but not modelled; only file is)" % t)
+            else:
+                raise ConfigError(sub, "unknown_authz_type (got: %s)" % _show(t))
+            if src["type"] in seen:
+                raise ConfigError(path, "duplicated_authz_source_type", src["type"])
+            seen.add(src["type"])
+            out.append(src)
+        return out
+
+
 AUTHORIZATION = Obj({
     "no_match": F(Enum("allow", "deny"), "allow"),
     "deny_action": F(Enum("ignore", "disconnect"), "ignore"),
     "cache": F(Obj({"enable": F(BOOL, True), "max_size": F(Int(1, 1048576), 32), "ttl": F(DUR, "1m"),
                     "excludes": F(ListOf(STR), [])})),
-    "sources": F(ListOf(ANY), []),
+    "sources": F(AuthzSources(), [DEFAULT_AUTHZ_SOURCE]),
 })
 
 FORCE_SHUTDOWN = Obj({
@@ -974,7 +1146,7 @@ CHECKED_ROOTS = {
     "license": F(LICENSE),
     "log": F(LOG),
     "mqtt": F(MQTT),
-    "authentication": F(OneOf(ListOf(ANY), ANY), []),
+    "authentication": F(Authenticators(), []),
     "authorization": F(AUTHORIZATION),
     "force_shutdown": F(FORCE_SHUTDOWN),
     "sysmon": F(SYSMON),

@@ -23,6 +23,17 @@ _NET = 60 + os.getpid() % 150
 _hosts = ("127.%d.%d.%d" % (_NET, a, b) for a, b in itertools.product(range(1, 250), range(2, 250)))
 
 
+# apps/emqx_auth/etc/acl.conf at v5.8.9 (rules only)
+DEFAULT_ACL_CONF = """{allow, {username, {re, "^dashboard$"}}, subscribe, ["$SYS/#"]}.
+
+{allow, {ipaddr, "127.0.0.1"}, all, ["$SYS/#", "#"]}.
+
+{deny, all, subscribe, ["$SYS/#", {eq, "#"}, {eq, "+/#"}]}.
+
+{allow, all}.
+"""
+
+
 def next_host():
     return next(_hosts)
 
@@ -81,6 +92,9 @@ class StandinNode:
             os.makedirs(d, exist_ok=True)
         if certs:
             shutil.copytree(certs, os.path.join(self.etc, "certs"), dirs_exist_ok=True)
+        # the package ships etc/acl.conf (EMQX's default), the file the default authorization source reads
+        with open(os.path.join(self.etc, "acl.conf"), "w") as fh:
+            fh.write(DEFAULT_ACL_CONF)
         self.keyfile = os.path.join(self.etc, "api_keys")
         with open(self.keyfile, "w") as fh:
             fh.write("".join(k + "\n" for k in api_keys))

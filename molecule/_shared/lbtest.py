@@ -28,6 +28,11 @@ import paho.mqtt.client as mqtt
 
 TLS_NAMES = {ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1"}
 
+# The users every scenario's inventory provisions (emq_node_authn_users in its molecule.yml): a back-end
+# superuser, which the ACL does not restrict, and a device, which it does.
+BACKEND = ("molecule-backend", "molecule-backend-pw")
+SENSOR = ("sensor-1", "sensor-1 pw#\"x")
+
 
 def tls_context(ca):
     """A client context that verifies the chain against ca and the name (or address) it connects to."""
@@ -39,7 +44,8 @@ def tls_context(ca):
 class Device:
     """A paho MQTT client through a load balancer: MQTT over TLS ("mqtts") or over secure WebSocket ("wss")."""
 
-    def __init__(self, host, port, ca, transport="mqtts", clientid=None, keepalive=60, ws_path="/mqtt"):
+    def __init__(self, host, port, ca, transport="mqtts", clientid=None, keepalive=60, ws_path="/mqtt", credentials=BACKEND,
+                 certificate=None):
         self.clientid = clientid or "molecule-%s-%s" % (transport, uuid.uuid4().hex[:8])
         self.messages = []
         self.connected = threading.Event()
@@ -49,17 +55,28 @@ class Device:
                                   protocol=mqtt.MQTTv311, transport="websockets" if ws else "tcp")
         if ws:
             self.client.ws_set_options(path=ws_path)
+        if credentials is not None:
+            self.client.username_pw_set(*credentials)
         # paho verifies the chain (the lab CA) and the address it connects to (an IP SAN).
-        self.client.tls_set_context(tls_context(ca))
-        self.client.on_connect = lambda c, u, f, rc, p=None: self.connected.set()
+        ctx = tls_context(ca)
+        if certificate is not None:
+            ctx.load_cert_chain(*certificate)
+        self.client.tls_set_context(ctx)
+        self.refused = None
+        self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, f, rc, p=None: self.disconnects.append(str(rc))
         self.client.on_message = lambda c, u, msg: self.messages.append((msg.topic, msg.payload))
         self.client.reconnect_delay_set(60, 60)  # a drop must show, not be hidden by a reconnect
         self.client.connect(host, port, keepalive=keepalive)
         self.client.loop_start()
-        if not self.connected.wait(10):
+        if not self.connected.wait(10) or self.refused is not None:
             self.close()
-            raise AssertionError("no CONNACK through the load balancer %s:%d for %s" % (host, port, self.clientid))
+            raise AssertionError("no CONNACK through the load balancer %s:%d for %s (%s)" % (host, port, self.clientid, self.refused))
+
+    def _on_connect(self, client, userdata, flags, reason, properties=None):
+        if reason.is_failure:
+            self.refused = str(reason)
+        self.connected.set()
 
     def subscribe(self, topic):
         done = threading.Event()
@@ -188,12 +205,19 @@ def sslyze_intermediate(name, address, ports, ca, timeout=240):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def connack(host, port, ca, timeout=2.0, clientid=None):
-    """One new device: TCP, TLS verified against ca for host, MQTT 3.1.1 CONNECT; None on CONNACK 0,
-    else what went wrong (a short text). Cheap enough to call twice a second."""
-    clientid = (clientid or "probe-%s" % uuid.uuid4().hex[:10]).encode()
-    variable = b"\x00\x04MQTT\x04\x02\x00\x1e"  # protocol level 4, clean session, keepalive 30 s
-    payload = len(clientid).to_bytes(2, "big") + clientid
+def _utf8(text):
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def connack(host, port, ca, timeout=2.0, clientid=None, credentials=BACKEND):
+    """One new device: TCP, TLS verified against ca for host, MQTT 3.1.1 CONNECT (with a username and
+    password unless credentials is None); None on CONNACK 0, else what went wrong (a short text, "CONNACK
+    20020005" for return code 5). Cheap enough to call twice a second."""
+    clientid = clientid or "probe-%s" % uuid.uuid4().hex[:10]
+    flags = 0x02 | (0xC0 if credentials is not None else 0)  # clean session, username and password
+    variable = b"\x00\x04MQTT\x04" + bytes([flags]) + b"\x00\x1e"  # protocol level 4, keepalive 30 s
+    payload = _utf8(clientid) + (_utf8(credentials[0]) + _utf8(credentials[1]) if credentials is not None else b"")
     connect = bytes([0x10, len(variable) + len(payload)]) + variable + payload
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
@@ -330,6 +354,29 @@ def expired_certificate(workdir, common_name):
     (workdir / "expired.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                             serialization.NoEncryption()))
     return workdir / "expired.pem", workdir / "expired.key"
+
+
+def client_certificate(workdir, ca_dir, common_name):
+    """A device certificate for common_name signed by the lab CA in ca_dir (ca.pem, ca.key), and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    workdir, ca_dir = pathlib.Path(workdir), pathlib.Path(ca_dir)
+    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (workdir / ("%s.pem" % common_name)).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / ("%s.key" % common_name)).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                                      serialization.NoEncryption()))
+    return workdir / ("%s.pem" % common_name), workdir / ("%s.key" % common_name)
 
 
 def playbook(playbook_path, limit, *args, timeout=300):

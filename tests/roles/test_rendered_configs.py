@@ -16,7 +16,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emqx_standin"))
 
-from emqx_standin import schema  # noqa: E402
+from emqx_standin import acl, schema  # noqa: E402
 
 SECRETS = {"emq_node_cookie": "render-test-cookie-123456", "emq_node_dashboard_password": "render-Test-pw"}
 VARIANTS = {
@@ -73,7 +73,7 @@ def _render(tmp_path, variant):
         capture_output=True, text=True, env=env, timeout=300, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # Each host's emqx.conf includes <secrets>/secrets.conf and dashboard.conf: its files go there when it is checked.
-    return {p.stem: (p, secrets) for p in out.iterdir()}
+    return {p.stem: (p, secrets) for p in out.iterdir() if p.suffix == ".conf"}
 
 
 def _check(paths, tmp_path):
@@ -113,3 +113,35 @@ def test_the_schema_check_catches_a_bad_key(tmp_path):
     with pytest.raises(schema.ConfigError) as err:
         _check(rendered["node1"], tmp_path)
     assert "no_such_key" in str(err.value)
+
+
+# ---- the ACL file ------------------------------------------------------------------------------
+
+ACL_VARIANTS = {
+    "default": {},
+    "every-construct": {"emq_node_authz_topic_prefix": "acme/devices", "emq_node_authz_rules": [
+        {"permission": "allow", "who": {"username": "backend"}, "action": "subscribe", "topics": ["acme/devices/+/telemetry"]},
+        {"permission": "allow", "who": {"or": [{"clientid_re": "^gw-[0-9]+$"}, {"ipaddrs": ["10.0.0.0/8", "192.168.1.7"]}]},
+         "action": "publish", "qos": [0, 1], "retain": False, "topics": ["gateways/${clientid}/#", {"eq": "status/#"}]},
+        {"permission": "deny", "who": {"and": [{"username": "ops \"admin\""}, {"ipaddr": "172.16.0.0/12"}]},
+         "topics": ["\u00fcber/${username}/${cert_common_name}"]},
+        {"permission": "deny"}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACL_VARIANTS))
+def test_rendered_acl_is_loaded_by_emqx_rules(tmp_path, name):
+    """The stand-in reads the file as file:consult does and compiles each rule as emqx_authz_rule does."""
+    _render(tmp_path, ACL_VARIANTS[name])
+    path = tmp_path / "out" / "node1.acl"
+    rules = acl.load_rules(str(path))
+    variant = ACL_VARIANTS[name]
+    prefix = variant.get("emq_node_authz_topic_prefix", "devices")
+    # Three guard rules first, then one per rule of emq_node_authz_rules (the role's default has one).
+    assert len(rules) == 3 + len(variant.get("emq_node_authz_rules", [None]))
+    device = {"clientid": "sensor-1", "username": "sensor-1", "peerhost": "203.0.113.9"}
+    subscribe, publish = {"type": "subscribe", "qos": 1}, {"type": "publish", "qos": 1, "retain": False}
+    assert acl.matches(device, subscribe, "#", rules) == "deny"
+    assert acl.matches(device, subscribe, "$SYS/brokers", rules) == "deny"
+    assert acl.matches(device, publish, prefix + "/sensor-2/x", rules) == "deny"
+    assert acl.matches(device, publish, prefix + "/sensor-1/x", rules) == "allow"

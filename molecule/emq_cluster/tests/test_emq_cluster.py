@@ -32,6 +32,7 @@ def test_every_node_sees_three_running(name):
 
 def _client(ip, cid, received=None):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
+    client.username_pw_set("molecule-backend", "molecule-backend-pw")  # a superuser of the scenario's inventory
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p=None: connected.set()
     if received is not None:

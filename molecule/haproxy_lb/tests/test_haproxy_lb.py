@@ -4,6 +4,7 @@ Every check runs from the controller, which reaches the containers on the scenar
 (172.30.3.0/24, the controller is 172.30.3.1) and talks only to them and to loopback.
 """
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -13,6 +14,7 @@ import re
 import ssl
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -34,6 +36,13 @@ SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 CA = EPHEMERAL / "lab-ca" / "ca.pem"
 CONF = "/etc/haproxy/haproxy.cfg"
+SECRETS = "/etc/haproxy/iothub-secrets.cfg"
+CONFIG_DROPIN = "/etc/systemd/system/haproxy.service.d/20-iothub-emq-config.conf"
+# The stats user of the scenario's inventory (molecule.yml): a password with a space, a '#', double quotes
+# and a backslash. TOKEN is a part of it that nothing else prints: it must never show in Ansible's output.
+STATS_USER = "molecule-ops"
+STATS_PASSWORD = 'stats pw#1 "q" \\ pw-7c3e91'
+STATS_TOKEN = "pw-7c3e91"
 BACKENDS = ("emqx_mqtt", "emqx_ws")
 # Health checks every 2 s, down after 3 failures, up after 2 passes (the role's defaults).
 CHECK_WINDOW = 2 * 3 + 4
@@ -45,6 +54,18 @@ def _host(name):
 
 def _device(transport="mqtts", **kwargs):
     return lbtest.Device(LB_IP, WSS if transport == "wss" else MQTTS, CA, transport, **kwargs)
+
+
+def _http(url, credentials=None):
+    """(status, headers, body) of a GET, with HTTP basic auth when credentials (user, password) are given."""
+    request = urllib.request.Request(url)
+    if credentials is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % credentials).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read().decode(errors="replace")
 
 
 def _runtime_api(command):
@@ -75,7 +96,8 @@ def test_config_is_managed_and_valid():
     cfg = lb.file(CONF)
     assert cfg.content_string.startswith("#\n# Ansible managed")
     assert cfg.mode == 0o640 and cfg.group == "haproxy"
-    assert lb.run("haproxy -c -f %s" % CONF).rc == 0
+    # Checked as HAProxy loads it: haproxy.cfg, then the secrets file (the userlist it names).
+    assert lb.run("haproxy -c -f %s -f %s" % (CONF, SECRETS)).rc == 0
     assert lb.service("haproxy").is_running and lb.service("haproxy").is_enabled
     text = cfg.content_string
     assert "ssl-min-ver TLSv1.2" in text
@@ -86,6 +108,29 @@ def test_config_is_managed_and_valid():
     assert "send-proxy-v2" in text
     assert "server haproxy-lb-emqx-1 172.30.3.11:1883" in text
     assert "server haproxy-lb-emqx-2 172.30.3.12:8083" in text
+
+
+def test_haproxy_cfg_holds_no_secret_and_the_secrets_file_is_private():
+    lb = _host(LB)
+    text = lb.file(CONF).content_string
+    assert STATS_TOKEN not in text
+    assert "stats auth" not in text and "insecure-password" not in text
+    assert "http_auth(iothub_stats)" in text
+    secrets = lb.file(SECRETS)
+    assert secrets.user == "root" and secrets.group == "haproxy" and secrets.mode == 0o640
+    # The password is written quoted for HAProxy: the double quotes and the backslash escaped.
+    assert 'user "molecule-ops" insecure-password "stats pw#1 \\"q\\" \\\\ pw-7c3e91"' in secrets.content_string
+
+
+def test_haproxy_reads_the_secrets_file_after_haproxy_cfg():
+    lb = _host(LB)
+    dropin = lb.file(CONFIG_DROPIN)
+    assert dropin.user == "root" and dropin.mode == 0o644
+    for prop in ("ExecStart", "ExecReload"):
+        assert "-f %s" % SECRETS in _unit(prop), _unit(prop)
+    # The running master has it on its command line, so every reload re-reads it.
+    cmdline = lb.file("/proc/%s/cmdline" % _unit("MainPID")).content.split(b"\0")
+    assert SECRETS.encode() in cmdline and cmdline.index(SECRETS.encode()) > cmdline.index(CONF.encode())
 
 
 def test_key_and_certificate_files():
@@ -118,11 +163,28 @@ def test_stats_and_metrics_on_the_private_address_only():
     listening = lb.socket.get_listening_sockets()
     assert "tcp://%s:8404" % LB_IP in listening
     assert "tcp://0.0.0.0:8404" not in listening
-    with urllib.request.urlopen("http://%s:8404/metrics" % LB_IP, timeout=10) as resp:
-        metrics = resp.read().decode()
+    status, _, metrics = _http("http://%s:8404/metrics" % LB_IP, (STATS_USER, STATS_PASSWORD))
+    assert status == 200
     assert 'haproxy_server_status{proxy="emqx_mqtt",server="haproxy-lb-emqx-1"' in metrics
-    with urllib.request.urlopen("http://%s:8404/stats" % LB_IP, timeout=10) as resp:
-        assert resp.status == 200 and "emqx_mqtt" in resp.read().decode()
+    status, _, page = _http("http://%s:8404/stats" % LB_IP, (STATS_USER, STATS_PASSWORD))
+    assert status == 200 and "emqx_mqtt" in page
+
+
+@pytest.mark.parametrize("path", ["/stats", "/metrics", "/"])
+def test_every_page_of_the_stats_listener_asks_who_is_there(path):
+    url = "http://%s:8404%s" % (LB_IP, path)
+    status, headers, _ = _http(url)
+    assert status == 401 and headers.get("WWW-Authenticate", "").startswith("Basic realm="), (status, dict(headers))
+    for wrong in [(STATS_USER, "wrong"), (STATS_USER, STATS_PASSWORD[:-1]), (STATS_USER, STATS_PASSWORD.replace("\\", "")),
+                  ("admin", STATS_PASSWORD)]:
+        assert _http(url, wrong)[0] == 401, wrong[0]
+
+
+@pytest.mark.parametrize("path", ["/stats", "/metrics"])
+def test_the_password_with_a_space_a_hash_and_quotes_logs_in(path):
+    # All of it counts: HAProxy read the quoted word back exactly (not cut at the space or the '#').
+    assert " " in STATS_PASSWORD and "#" in STATS_PASSWORD and '"' in STATS_PASSWORD and "\\" in STATS_PASSWORD
+    assert _http("http://%s:8404%s" % (LB_IP, path), (STATS_USER, STATS_PASSWORD))[0] == 200
 
 
 def test_no_secret_in_ansible_output():
@@ -131,6 +193,7 @@ def test_no_secret_in_ansible_output():
     assert "PRIVATE KEY" not in log
     assert API_SECRET not in log
     assert "molecule-haproxy-lb-cookie-3b9d" not in log
+    assert STATS_TOKEN not in log
 
 
 # ---- TLS ------------------------------------------------------------------------------------
@@ -289,12 +352,35 @@ PREFLIGHT_CASES = {
         {"haproxy_lb_tls_source": "files"},
         ["%s: an IP address, and the certificate has no IP:%s entry" % (LB_IP, LB_IP),
          "DNS:%s does not count for an address" % LB_IP, "haproxy_lb_tls_check_server_names: false"]),
+    # Every status page asks who is there: stats without a password are refused, saying what to write instead.
+    "stats_without_a_password": (
+        {"haproxy_lb_stats_password": ""},
+        ["haproxy_lb_stats_enabled is true but haproxy_lb_stats_password is empty",
+         "the stats page and the Prometheus metrics on %s:8404 would answer anyone" % LB_IP,
+         "vault_haproxy_lb_stats_password", "haproxy_lb_stats_enabled: false"]),
+    "stats_without_a_user_or_password": (
+        {"haproxy_lb_stats_user": "", "haproxy_lb_stats_password": ""},
+        ["haproxy_lb_stats_user and haproxy_lb_stats_password are empty", "haproxy_lb_stats_enabled: false"]),
+    # A careless vault string; the message names the variable and the character, never the password.
+    "stats_password_with_a_trailing_newline": (
+        {"haproxy_lb_stats_password": "refused-pw-4b7d19\n"},
+        ["haproxy_lb_stats_password has a newline at the end", "printf '%s'"]),
+    "stats_user_with_a_colon": (
+        {"haproxy_lb_stats_user": "ops:1"},
+        ["haproxy_lb_stats_user may not hold ':'"]),
+    # Metrics without a password only on an address of their own, never on every address.
+    "metrics_without_a_password_on_every_address": (
+        {"haproxy_lb_prometheus_bind_address": "0.0.0.0"},
+        ["haproxy_lb_prometheus_bind_address serves the Prometheus metrics without a password", "not every address",
+         'haproxy_lb_prometheus_bind_address: ""']),
 }
 
 # Preflight runs that must pass (and change nothing), with certificates from the fixture.
 PREFLIGHT_PASSES = {
     "ip_san_covers_the_address": {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_server_names": [LB_IP]},
     "name_check_turned_off": {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_check_server_names": False},
+    # No stats listener: no password needed.
+    "stats_off_without_a_password": {"haproxy_lb_stats_enabled": False, "haproxy_lb_stats_user": "", "haproxy_lb_stats_password": ""},
 }
 
 # subjectAltName entries of the certificate the fixture makes for a case (the CN is the LB's address
@@ -354,12 +440,13 @@ def test_preflight_refuses(playbook_runs, case):
     assert run.returncode != 0, run.stdout[-3000:]
     for words in PREFLIGHT_CASES[case][1]:
         assert words in out, out[-3000:]
+    assert "refused-pw-4b7d19" not in out and STATS_TOKEN not in out, "a password was printed"
     # Refused before anything changed on the load balancer.
     assert lbtest.recap_unchanged(run.stdout, LB), run.stdout[-2000:]
 
 
 @pytest.mark.parametrize("case", sorted(PREFLIGHT_PASSES))
-def test_preflight_accepts_a_certificate_that_names_the_lb(playbook_runs, case):
+def test_preflight_accepts(playbook_runs, case):
     run = playbook_runs[case].result()
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert lbtest.recap_unchanged(run.stdout, LB), run.stdout[-2000:]
@@ -370,6 +457,114 @@ def test_check_mode_on_a_converged_lb_reports_no_change(playbook_runs):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert re.search(r"haproxy-lb-1\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", run.stdout), run.stdout[-3000:]
     assert "PRIVATE KEY" not in run.stdout
+    assert STATS_TOKEN not in run.stdout + run.stderr
+
+
+# ---- the stats password: changed by a reload, never shown in a diff (changes the LB) ----------
+
+# A new password with what a quoted HAProxy word must carry: a backslash, '$' (an environment variable
+# inside double quotes, unless escaped), a double quote, '#' and spaces.
+NEW_STATS_PASSWORD = 'new \\ $HOME ${PATH} "pw-51d0ae" #2'
+NEW_STATS_TOKEN = "pw-51d0ae"
+
+
+def _secret_free(run, *tokens):
+    """Assert no password (the parts no other output has) is in the run's output, whichever way it was quoted."""
+    out = run.stdout + run.stderr
+    for token in (STATS_TOKEN, NEW_STATS_TOKEN, "refused-pw-4b7d19") + tokens:
+        assert token not in out, "a password shows in the output of ansible-playbook --diff"
+    return out
+
+
+def _task_output(stdout, task):
+    """What ansible-playbook printed for one task of the role, from its TASK line to the next one."""
+    match = re.search(r"TASK \[iothub\.emq\.haproxy_lb : %s.*?(?=\n(?:TASK|RUNNING HANDLER|PLAY) \[|\Z)" % re.escape(task),
+                      stdout, re.S)
+    assert match, "task %s did not run" % task
+    return match.group(0)
+
+
+def _converge_lb(*args):
+    run = _playbook("--diff", *args)
+    out = _secret_free(run)
+    assert run.returncode == 0, out[-4000:]
+    return run
+
+
+def test_a_changed_stats_password_applies_by_reload_and_shows_in_no_diff(playbook_runs):
+    for run in playbook_runs.values():  # nothing else runs a playbook while this one changes the LB
+        run.result()
+    url = "http://%s:8404/stats" % LB_IP
+    master = _unit("MainPID")
+    try:
+        run = _converge_lb("-e", json.dumps({"haproxy_lb_stats_password": NEW_STATS_PASSWORD}))
+        assert "changed: [%s]" % LB in _task_output(run.stdout, "Write the secrets file of haproxy.cfg (no_log, no diff)]")
+        # haproxy.cfg did not change (no secret in it), and the password applied with a reload (same master).
+        assert "ok: [%s]" % LB in _task_output(run.stdout, "Write haproxy.cfg]"), run.stdout[-4000:]
+        assert "changed: [%s]" % LB in _task_output(run.stdout, "Reload HAProxy (new processes"), run.stdout[-4000:]
+        assert "skipping: [%s]" % LB in _task_output(run.stdout, "Restart HAProxy"), run.stdout[-4000:]
+        assert _unit("MainPID") == master, "restarted, not reloaded"
+        assert _http(url, (STATS_USER, NEW_STATS_PASSWORD))[0] == 200
+        assert _http(url, (STATS_USER, STATS_PASSWORD))[0] == 401
+        # HAProxy took the backslash and '$' literally ($HOME was not expanded).
+        assert _http(url, (STATS_USER, NEW_STATS_PASSWORD.replace("$HOME", "/root")))[0] == 401
+    finally:
+        _converge_lb()  # back to the inventory's password
+    assert _http(url, (STATS_USER, STATS_PASSWORD))[0] == 200
+    assert _http(url, (STATS_USER, NEW_STATS_PASSWORD))[0] == 401
+    assert _unit("MainPID") == master
+
+
+def test_turning_stats_off_removes_the_password_and_shows_it_in_no_diff(playbook_runs):
+    for run in playbook_runs.values():
+        run.result()
+    lb = _host(LB)
+    try:
+        _converge_lb("-e", json.dumps({"haproxy_lb_stats_enabled": False, "haproxy_lb_stats_user": "",
+                                       "haproxy_lb_stats_password": ""}))
+        assert STATS_TOKEN not in lb.file(SECRETS).content_string
+        assert "userlist iothub_stats" in lb.file(SECRETS).content_string
+        assert "tcp://%s:8404" % LB_IP not in lb.socket.get_listening_sockets()
+    finally:
+        _converge_lb()
+    assert _http("http://%s:8404/metrics" % LB_IP, (STATS_USER, STATS_PASSWORD))[0] == 200
+
+
+def test_a_password_left_in_haproxy_cfg_by_an_older_role_is_removed_without_a_diff(playbook_runs):
+    """haproxy.cfg written before the secrets file existed held "stats auth user:password": the run that
+    removes that line must not print it (the diff of haproxy.cfg stays off while the live file has one)."""
+    for run in playbook_runs.values():
+        run.result()
+    lb = _host(LB)
+    legacy = "legacy-stats-pw-93be04"
+    lb.check_output("sed -i 's/^    stats enable$/    stats enable\\n    stats auth molecule-ops:%s/' %s" % (legacy, CONF))
+    assert legacy in lb.file(CONF).content_string
+    run = _converge_lb()
+    _secret_free(run, legacy)
+    written = _task_output(run.stdout, "Write haproxy.cfg]")
+    assert "changed: [%s]" % LB in written and "--- before" not in written, written
+    assert legacy not in lb.file(CONF).content_string
+    # The next run has nothing to hide: the diff of haproxy.cfg is on again.
+    assert lb.run("grep -c -E 'stats[[:space:]]+auth' %s" % CONF).stdout.strip() == "0"
+
+
+def test_metrics_on_a_listener_of_their_own_answer_without_a_password(playbook_runs):
+    """The other choice: /metrics without a password on an address only the monitoring host reaches
+    (here the LB's address, port 8405); the stats listener keeps asking and no longer serves them."""
+    for run in playbook_runs.values():
+        run.result()
+    try:
+        _converge_lb("-e", json.dumps({"haproxy_lb_prometheus_bind_address": LB_IP}))
+        status, _, metrics = _http("http://%s:8405/metrics" % LB_IP)
+        assert status == 200 and "haproxy_process_" in metrics
+        assert _http("http://%s:8405/stats" % LB_IP)[0] == 404
+        assert _http("http://%s:8404/metrics" % LB_IP)[0] == 401
+        assert _http("http://%s:8404/stats" % LB_IP, (STATS_USER, STATS_PASSWORD))[0] == 200
+        assert "tcp://0.0.0.0:8405" not in _host(LB).socket.get_listening_sockets()
+    finally:
+        _converge_lb()
+    assert "tcp://%s:8405" % LB_IP not in _host(LB).socket.get_listening_sockets()
+    assert _http("http://%s:8404/metrics" % LB_IP, (STATS_USER, STATS_PASSWORD))[0] == 200
 
 
 # ---- a changed setting reloads without dropping anyone (runs last) ----------------------------

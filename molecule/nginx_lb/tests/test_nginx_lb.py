@@ -136,21 +136,51 @@ def test_limits_are_consistent():
         assert re.search(r"Max open files\s+%d\s+%d" % (rlimit, rlimit), limits), limits
 
 
+# Who may read the status page (molecule.yml: nginx_lb_status_allow: [172.30.4.11/32]): the LB itself and
+# node 1; node 2 and the controller are refused. Every address here is a test container's or loopback.
+STATUS_ALLOWED, STATUS_REFUSED = "nginx-lb-emqx-1", "nginx-lb-emqx-2"
+
+
+def _status_from(container, path="/status"):
+    """(HTTP status, body) of the status page asked from inside a container (curl, from its own address)."""
+    out = _host(container).check_output("curl -s -o /dev/stdout -w '\\n%%{http_code}' --max-time 10 http://%s:8405%s", LB_IP, path)
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+def _status_from_controller(path="/status"):
+    try:
+        with urllib.request.urlopen("http://%s:8405%s" % (LB_IP, path), timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+
+
 def test_status_page_on_the_private_address_only():
     listening = _host(LB).socket.get_listening_sockets()
     assert "tcp://%s:8405" % LB_IP in listening
     assert "tcp://0.0.0.0:8405" not in listening
     device = _device("mqtts")
     try:
-        with urllib.request.urlopen("http://%s:8405/status" % LB_IP, timeout=10) as resp:
-            text = resp.read().decode()
+        status, text = _status_from(STATUS_ALLOWED)
+        assert status == 200, (status, text)
         # The device's connection counts: stub_status sees stream connections too.
         assert int(re.search(r"Active connections: (\d+)", text).group(1)) >= 2, text
     finally:
         device.close()
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen("http://%s:8405/" % LB_IP, timeout=10)
-    assert err.value.code == 404
+    assert _status_from(STATUS_ALLOWED, "/")[0] == 404
+
+
+def test_status_page_answers_the_lb_itself_and_the_allowed_host():
+    assert _status_from(LB)[0] == 200  # from its own address (nginx_lb_status_bind_address)
+    assert _status_from(STATUS_ALLOWED)[0] == 200
+    assert "allow 172.30.4.11/32;" in _conf() and "deny all;" in _conf()
+
+
+@pytest.mark.parametrize("path", ["/status", "/"])
+def test_status_page_refuses_hosts_not_allowed(path):
+    assert _status_from(STATUS_REFUSED, path)[0] == 403
+    assert _status_from_controller(path)[0] == 403
 
 
 def test_no_secret_in_ansible_output():
@@ -316,6 +346,11 @@ PREFLIGHT_CASES = {
     "wildcard_covers_one_label_only": (
         {"nginx_lb_tls_source": "files", "nginx_lb_tls_server_names": ["mqtt.example.test", "a.b.example.test"]},
         ["a.b.example.test: no DNS entry covers it", "covers exactly one label in front of example.test, not a.b"]),
+    # Who may read the status page: networks or addresses only.
+    "status_allow_not_networks": (
+        {"nginx_lb_status_allow": ["10.0.0.0/33", "all", "172.30.4.11/32"]},
+        ["nginx_lb_status_allow lists who may read the status page", "these entries are neither: 10.0.0.0/33, all.",
+         '"all" is not accepted']),
 }
 
 # Preflight runs that must pass (and change nothing), with certificates from the fixture.

@@ -111,7 +111,13 @@ class Lab:
             "lab_emq_node_cookie": secrets.token_hex(24),
             "lab_emq_node_dashboard_password": "Bench-" + secrets.token_hex(12),
             "lab_emq_node_api_secret": secrets.token_hex(24),
+            "lab_haproxy_lb_stats_password": secrets.token_hex(12),
+            "lab_backend_password": secrets.token_hex(12), "lab_backend_salt": secrets.token_hex(8),
+            "lab_device_password": secrets.token_hex(12), "lab_device_salt": secrets.token_hex(8),
             "emq_node_package_file": str(STANDIN_DEB),
+            # The load generator connects without credentials and publishes anywhere: the bench measures
+            # connections and latency, not EMQX's authentication (the lab's default, left out here on purpose).
+            "emq_node_allow_anonymous": True, "emq_node_authn_users": [], "emq_node_authz_enabled": False,
             # As high as these containers' 20000 open files allow the preflight to accept.
             "haproxy_lb_target_connections": 6000,
             "nginx_lb_target_connections": 3800,

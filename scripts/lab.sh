@@ -28,6 +28,12 @@ lab_emq_node_dashboard_password: "Lab-$(openssl rand -hex 12)"
 lab_emq_node_api_secret: "$(openssl rand -hex 24)"
 SECRETS
     fi
+    # Secrets added after a lab's secrets.yml may have been made: the HAProxy stats user's password (user
+    # lab-ops) and the MQTT users' passwords and salts (inventories/lab/group_vars/all/main.yml).
+    for secret in lab_haproxy_lb_stats_password lab_backend_password lab_backend_salt lab_device_password lab_device_salt; do
+      grep -q "^$secret:" "$state/secrets.yml" \
+        || (umask 077 && echo "$secret: \"$(openssl rand -hex 12)\"" >> "$state/secrets.yml")
+    done
     echo "==> creating the lab containers (3 EMQX nodes, HAProxy, NGINX)"
     playbook "$shared/create.yml" -i localhost, -c local -e "ansible_python_interpreter=$controller_python" \
       -e @scripts/lab-platforms.yml -e "molecule_instance_config=$state/instances.yml"

@@ -385,7 +385,7 @@ CASES = [
          {"emq_node_authn_users": [dict(DEVICE), dict(DEVICE)]}),
     Case("device-without-user-id", "Check how devices authenticate", ("emq_node_authn_users", "user_id"),
          {"emq_node_authn_users": [{"password_hash": DEVICE_HASH, "salt": DEVICE_SALT}]}),
-    Case("hash-algorithm-bcrypt", "Check the password hashing and the ACL rules", ("emq_node_authn_password_hash_algorithm", "sha256"),
+    Case("hash-algorithm-bcrypt", "Check the password hashing and the ACL rules", ("emq_node_authn_password_hash_algorithm", "bcrypt"),
          {"emq_node_authn_password_hash_algorithm": {"name": "bcrypt", "salt_rounds": 10}}),
     Case("acl-topic-prefix-wildcard", "Check the password hashing and the ACL rules", ("emq_node_authz_topic_prefix", "devices/#"),
          {"emq_node_authz_topic_prefix": "devices/#"}),

@@ -85,6 +85,8 @@ def lb_groups(tmp: Path, overrides: dict[str, dict[str, Any]] | None = None) -> 
             f"{group}_sysctl_apply": False,
             f"{group}_target_connections": 1000,
         }
+        if group == "haproxy_lb":  # every status page asks who is there: stats need a password
+            group_vars.update(haproxy_lb_stats_user="ops", haproxy_lb_stats_password=STATS_PASSWORD)
         for key_name, value in (overrides or {}).get(group, {}).items():
             if value is REMOVE:
                 group_vars.pop(key_name, None)
@@ -215,9 +217,9 @@ CASES = [
              "Check the health checks go to a port that answers them, not to a PROXY protocol listener",
              ("haproxy_lb_backend_check_port=8083",), lb_vars={"haproxy_lb": {"haproxy_lb_backend_check_port": 8083}}),
     # Values written as one word of haproxy.cfg / nginx.conf: '#' starts a comment, a newline ends the line.
-    SiteCase("haproxy-stats-password-with-a-hash", "Check the HAProxy load balancer inputs", "Check the values written into haproxy.cfg",
-             ("haproxy_lb_stats_password has '#'", "comment"),
-             lb_vars={"haproxy_lb": {"haproxy_lb_stats_user": "ops", "haproxy_lb_stats_password": STATS_PASSWORD}}),
+    SiteCase("haproxy-stats-without-a-password", "Check the HAProxy load balancer inputs", "Check the stats listener has a user and password",
+             ("haproxy_lb_stats_password", "haproxy_lb_stats_enabled: false"),
+             lb_vars={"haproxy_lb": {"haproxy_lb_stats_password": ""}}),
     SiteCase("nginx-status-path-trailing-newline", "Check the NGINX load balancer inputs", "Check the values written into nginx.conf",
              ("nginx_lb_status_path has a newline at the end",), lb_vars={"nginx_lb": {"nginx_lb_status_path": "/status\n"}}),
     SiteCase("nginx-hash-key-with-a-semicolon", "Check the NGINX load balancer inputs", "Check the values written into nginx.conf",

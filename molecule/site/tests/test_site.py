@@ -10,6 +10,8 @@ import json
 import os
 import pathlib
 import re
+import shlex
+import subprocess
 import sys
 import time
 
@@ -91,6 +93,26 @@ def test_a_message_crosses_from_one_load_balancer_to_the_other(sub_lb, pub_lb, t
 
 
 @pytest.mark.parametrize("lb", sorted(LBS))
+def test_an_anonymous_device_is_refused_through_each_load_balancer(lb):
+    # MQTT 3.1.1 return code 4, bad user name or password: EMQX has an authenticator by default.
+    assert lbtest.connack(LBS[lb], MQTTS, CA, credentials=None) == "CONNACK 20020004"
+    assert lbtest.connack(LBS[lb], MQTTS, CA, credentials=(lbtest.SENSOR[0], "wrong")) == "CONNACK 20020004"
+
+
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_a_device_logs_in_and_keeps_to_its_own_topics_through_each_load_balancer(lb):
+    backend = _device(lb)
+    sensor = lbtest.Device(LBS[lb], MQTTS, CA, clientid="sensor-1", credentials=lbtest.SENSOR)
+    try:
+        assert lbtest.publish_and_receive(backend, sensor, topic="devices/sensor-1/telemetry")
+        assert not lbtest.publish_and_receive(backend, sensor, topic="devices/sensor-2/telemetry"), \
+            "sensor-1 published into sensor-2's topics"
+    finally:
+        sensor.close()
+        backend.close()
+
+
+@pytest.mark.parametrize("lb", sorted(LBS))
 def test_emqx_sees_the_device_address_through_each_load_balancer(lb):
     device = _device(lb)
     try:
@@ -99,6 +121,22 @@ def test_emqx_sees_the_device_address_through_each_load_balancer(lb):
         assert info["ip_address"] not in LBS.values()
     finally:
         device.close()
+
+
+def test_the_summary_commands_work_as_pasted():
+    """make lab's promise: the mosquitto pair the summary prints logs in and carries a message."""
+    result = _playbook("site.yml", "--tags", "summary")
+    commands = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("mosquitto_sub ", "mosquitto_pub "))]
+    assert [c.split()[0] for c in commands] == ["mosquitto_sub", "mosquitto_pub"], result.stdout[-3000:]
+    sub = subprocess.Popen(shlex.split(commands[0]) + ["-C", "1", "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # subscribed, and the route reached the other nodes
+        pub = subprocess.run(shlex.split(commands[1]), capture_output=True, text=True, timeout=20, check=False)
+        assert pub.returncode == 0, pub.stderr
+        out, err = sub.communicate(timeout=25)
+    finally:
+        sub.kill()
+    assert "devices/sensor-1/hello hi from the front door" in out, (out, err)
 
 
 def test_verify_playbook_passes():

@@ -30,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 
-.PHONY: help test venv host standin sslyze lint yamllint ansible-lint sanity units pytest build molecule lab lab-destroy bench clean
+.PHONY: help test venv host standin sslyze lint yamllint ansible-lint changelog-lint sanity units pytest build molecule lab lab-destroy bench clean
 
 help:
 	@echo "make lab                   3 EMQX nodes + HAProxy + NGINX in containers, deployed with site.yml"
@@ -66,13 +66,17 @@ host:
 	@scripts/container-host.sh all
 
 # ---- gates ---------------------------------------------------------------------------------
-lint: yamllint ansible-lint
+lint: yamllint ansible-lint changelog-lint
 
 yamllint: venv
 	yamllint --strict .
 
 ansible-lint: venv
 	ansible-lint --profile production --strict
+
+# The fragments of unreleased changes and CHANGELOG.rst (antsibull-changelog release makes it) must parse.
+changelog-lint: venv
+	antsibull-changelog lint
 
 sanity: venv
 	scripts/ansible-test.sh sanity

@@ -27,7 +27,11 @@ LBS = {"site-haproxy": "172.30.5.20", "site-nginx": "172.30.5.21"}
 CLIENT_IP = "172.30.5.1"  # the controller, as EMQX should see it through either LB
 API = lbtest.EmqxApi(NODES, "molecule", "molecule-site-api-secret-7d2b")
 PROJECT = pathlib.Path(__file__).resolve().parents[3]
-CA = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab-ca" / "ca.pem"
+EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+# The collection as Galaxy installs it (molecule/site/prepare.yml); every playbook here runs from it.
+INSTALLED = EPHEMERAL / "galaxy" / "ansible_collections" / "iothub" / "emq"
+# The lab CA, where the roles put it by default: beside the inventory (Molecule's), not in the collection.
+CA = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".lab-ca" / "ca.pem"
 MQTTS = 8883
 WSS = 8084
 
@@ -60,15 +64,40 @@ def _device(lb, transport="mqtts"):
     return lbtest.Device(LBS[lb], MQTTS if transport == "mqtts" else WSS, CA, transport=transport)
 
 
-def _playbook(path, *args, timeout=600):
-    result = lbtest.playbook(PROJECT / path, "all", *args, timeout=timeout)
-    assert result.returncode == 0, "%s failed:\n%s\n%s" % (path, result.stdout[-6000:], result.stderr[-2000:])
+def _playbook(name, *args, timeout=600):
+    """Run the installed collection's playbook iothub.emq.<name> on the scenario's inventory; it must pass."""
+    result = lbtest.playbook("iothub.emq." + name, "all", *args, timeout=timeout)
+    assert result.returncode == 0, "%s failed:\n%s\n%s" % (name, result.stdout[-6000:], result.stderr[-2000:])
     return result
 
 
 def _invocation(node):
     """systemd's id of the current run of emqx.service: it changes on every (re)start."""
     return _host(node).check_output("systemctl show -P InvocationID emqx.service")
+
+
+def test_the_playbooks_come_from_the_installed_collection():
+    """Galaxy path: iothub.emq resolves to the tarball's install only, and it ships no development files."""
+    listed = subprocess.run(["ansible-galaxy", "collection", "list", "iothub.emq", "--format", "json"],
+                            capture_output=True, text=True, check=True)
+    paths = {path for path, found in json.loads(listed.stdout).items() if "iothub.emq" in found}
+    assert paths == {str(INSTALLED.parents[1])}, "iothub.emq resolves from %s, not only the install" % paths
+    shipped = {f["name"] for f in json.loads((INSTALLED / "FILES.json").read_text())["files"]}
+    for unwanted in ("molecule", "tests", "scripts", "Makefile", ".ansible-lint-ignore", "changelogs/fragments",
+                     "inventories/lab", "requirements-dev.txt", "bench"):
+        assert not any(n == unwanted or n.startswith(unwanted + "/") for n in shipped), "the tarball ships " + unwanted
+    for wanted in ("requirements.txt", "meta/execution-environment.yml", "CHANGELOG.rst", "playbooks/site.yml",
+                   "inventories/private/hosts.yml"):
+        assert wanted in shipped, "the tarball lacks " + wanted
+
+
+def test_the_copied_inventory_finds_its_certificates_beside_itself():
+    """The README's Galaxy steps copy inventories/private out: its paths follow the copy, not the collection."""
+    copy = EPHEMERAL / "my-inventory"
+    result = subprocess.run(["ansible", "-i", str(copy), "lb-1", "-m", "ansible.builtin.debug",
+                             "-a", "var=haproxy_lb_tls_cert_file"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"haproxy_lb_tls_cert_file": "%s/tls/mqtt.example.com.crt"' % copy in result.stdout, result.stdout
 
 
 def test_three_nodes_run_in_one_cluster():
@@ -125,7 +154,7 @@ def test_emqx_sees_the_device_address_through_each_load_balancer(lb):
 
 def test_the_summary_commands_work_as_pasted():
     """make lab's promise: the mosquitto pair the summary prints logs in and carries a message."""
-    result = _playbook("site.yml", "--tags", "summary")
+    result = _playbook("site", "--tags", "summary")
     commands = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("mosquitto_sub ", "mosquitto_pub "))]
     assert [c.split()[0] for c in commands] == ["mosquitto_sub", "mosquitto_pub"], result.stdout[-3000:]
     sub = subprocess.Popen(shlex.split(commands[0]) + ["-C", "1", "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -140,14 +169,14 @@ def test_the_summary_commands_work_as_pasted():
 
 
 def test_verify_playbook_passes():
-    result = _playbook("playbooks/verify.yml")
+    result = _playbook("verify")
     assert "failed=0" in result.stdout
 
 
 def test_rolling_restart_keeps_the_front_door_open(request):
     before = {node: _invocation(node) for node in NODES}
     with lbtest.Probe(LBS["site-haproxy"], MQTTS, CA, interval=0.5) as probe:
-        _playbook("playbooks/rolling_restart.yml")
+        _playbook("rolling_restart")
         time.sleep(2)  # a few probes after the last node is back in service
     # Written past pytest's capture, so the figure is in the log of a passing run too.
     request.config.pluginmanager.getplugin("terminalreporter").write_line(
@@ -167,7 +196,7 @@ def test_rolling_restart_refuses_while_a_node_is_down():
     _host("site-emqx-3").check_output("systemctl stop emqx.service")
     try:
         before = {node: _invocation(node) for node in ("site-emqx-1", "site-emqx-2")}
-        result = lbtest.playbook(PROJECT / "playbooks/rolling_restart.yml", "all", timeout=300)
+        result = lbtest.playbook("iothub.emq.rolling_restart", "all", timeout=300)
         assert result.returncode != 0
         said = result.stdout + result.stderr
         assert "The cluster is not whole" in said and "stopped: emqx@172.30.5.13" in said, said[-3000:]
@@ -197,7 +226,7 @@ def test_a_killed_node_gets_no_new_clients_and_converging_brings_it_back():
         for device in devices:
             device.close()
 
-    result = _playbook("site.yml")
+    result = _playbook("site")
     assert "failed=0" in result.stdout
     _wait_running(NODE_NAMES.values())
     assert _host(killed).service("emqx").is_running
@@ -205,11 +234,11 @@ def test_a_killed_node_gets_no_new_clients_and_converging_brings_it_back():
 
 def test_remove_node_takes_it_out_and_site_adds_it_back():
     removed = "site-emqx-3"
-    refused = lbtest.playbook(PROJECT / "playbooks/remove_node.yml", "all", "-e", "remove_hosts=site-emqx-9")
+    refused = lbtest.playbook("iothub.emq.remove_node", "all", "-e", "remove_hosts=site-emqx-9")
     assert refused.returncode != 0 and "remove_hosts must name one or more hosts of the group emq_nodes" in (
         refused.stdout + refused.stderr), refused.stdout[-3000:]
     assert set(re.findall(r"changed=(\d+)", refused.stdout)) <= {"0"}, "the refused run changed something"
-    _playbook("playbooks/remove_node.yml", "-e", "remove_hosts=" + removed)
+    _playbook("remove_node", "-e", "remove_hosts=" + removed)
     remaining = [NODE_NAMES[n] for n in NODES if n != removed]
     for node in ("site-emqx-1", "site-emqx-2"):
         _wait_running(remaining, node=node)
@@ -224,7 +253,7 @@ def test_remove_node_takes_it_out_and_site_adds_it_back():
         sub.close()
         pub.close()
 
-    _playbook("site.yml")
+    _playbook("site")
     _wait_running(NODE_NAMES.values())
     assert NODES[removed] in _host("site-haproxy").file("/etc/haproxy/haproxy.cfg").content_string
     assert NODES[removed] in _host("site-nginx").file("/etc/nginx/nginx.conf").content_string
@@ -234,3 +263,14 @@ def test_remove_node_takes_it_out_and_site_adds_it_back():
     finally:
         for device in devices:
             device.close()
+
+
+def test_the_deploy_wrote_nothing_into_the_installed_collection():
+    """Last: after every deploy and day-2 playbook above, the installed tree holds exactly what the tarball had."""
+    shipped = {f["name"] for f in json.loads((INSTALLED / "FILES.json").read_text())["files"] if f["ftype"] == "file"}
+    # Python's bytecode cache (__pycache__, when PYTHONDONTWRITEBYTECODE is unset) is the interpreter's, not the deploy's.
+    on_disk = {str(p.relative_to(INSTALLED)) for p in INSTALLED.rglob("*")
+               if (p.is_file() or p.is_symlink()) and "__pycache__" not in p.parts}
+    written = sorted(on_disk - shipped - {"MANIFEST.json", "FILES.json"})
+    assert written == [], "files written under the installed collection %s: %s" % (INSTALLED, written)
+    assert CA.is_file(), "the lab CA is not beside the inventory at %s" % CA

@@ -1,0 +1,388 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) iothub.emq contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The shape of an iothub.emq deployment, worked out the way the roles work it out.
+
+Every value comes from one place: a host's own variable when the inventory (or a fact, or an extra var)
+sets it, else the default of the role that uses it, read from ``roles/<role>/defaults/main.yml`` of this
+collection and templated with that host's variables. The lookup plugin ``iothub.emq.emq_deployment`` does
+the reading and templating; everything else here is plain Python over a ``get(host, name)`` callable, so
+unit tests call it with dictionaries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.iothub.emq.plugins.module_utils.emqx_cli import dist_ports
+
+# The inventory groups the roles and playbooks are written for; a load balancer's kind is its group and
+# the prefix of its role's variables.
+NODE_GROUP = 'emq_nodes'
+LB_KINDS = ('haproxy_lb', 'nginx_lb')
+# Roles whose defaults describe a host, in the order their files are read (no two share a variable name).
+# _lb_common holds the defaults the load-balancer roles hand on to it (<kind>_x -> _lb_common_x).
+ROLES = ('emq_node', 'emq_cluster', 'haproxy_lb', 'nginx_lb', '_lb_common')
+LB_COMMON_PREFIX = '_lb_common_'
+# Constants of the roles that are not variables: the HAProxy backends (haproxy.cfg.j2) and NGINX
+# upstreams (nginx_lb's _nginx_lb_upstreams), each with the node port it forwards to; the WebSocket path
+# EMQX serves; the characters of a server name _lb_common replaces (its vars, _lb_common_name_bad_chars,
+# read from the file when the lookup runs).
+BACKENDS = (('emqx_mqtt', 'mqtt'), ('emqx_ws', 'ws'))
+WS_PATH = '/mqtt'
+NAME_BAD_CHARS = r'[^A-Za-z0-9_.:-]'
+# EMQX's own listeners (what a node runs for a listener type emq_node_listeners leaves out): enabled, on
+# these ports. The same ports as emq_node's default emq_node_listeners (a unit test holds them together).
+EMQX_LISTENER_PORTS = {'tcp': 1883, 'ssl': 8883, 'ws': 8083, 'wss': 8084}
+# Bind addresses that mean "every address": the node is reached on its cluster address instead.
+WILDCARDS = ('', '*', '0.0.0.0', '::', '[::]')
+
+
+class _Missing(object):
+    """A variable that neither the host nor any role default sets."""
+
+    def __repr__(self):
+        return 'MISSING'
+
+    def __bool__(self):
+        return False
+
+
+MISSING = _Missing()
+
+
+class DeploymentError(Exception):
+    """A value the roles would refuse too; the message names the host and the variable."""
+
+
+def collection_root():
+    """The collection's top directory (this file is plugins/plugin_utils/emq_deployment.py in it)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def role_file(role, kind='defaults', root=None):
+    """Path of ``roles/<role>/<kind>/main.yml`` of this collection (a checkout or a Galaxy install)."""
+    return os.path.join(root or collection_root(), 'roles', role, kind, 'main.yml')
+
+
+def merge_defaults(per_role):
+    """One dict of every role's defaults ({role: {var: value}}), in ROLES order; a repeated name is an error."""
+    merged = {}
+    for role in ROLES:
+        for name, value in (per_role.get(role) or {}).items():
+            if name in merged:
+                raise DeploymentError('Two roles have a default for %s (the second in %s).' % (name, role))
+            merged[name] = value
+    return merged
+
+
+def split_hosts(value):
+    """Host names from a list or a comma-separated string, trimmed, empty ones dropped, first seen kept."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = value.split(',')
+    elif isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            items.extend(str(item).split(','))
+    else:
+        raise DeploymentError('Expected a list of host names or a comma-separated string, got %r.' % (value,))
+    out = []
+    for item in items:
+        item = item.strip()
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+def bind_port(bind):
+    """The port of an EMQX bind (``0.0.0.0:1883``, ``[::]:1883``, ``1883``): the digits at its end."""
+    match = re.search(r'([0-9]+)$', str(bind).strip())
+    if match is None:
+        raise ValueError('no port at the end of %r' % (bind,))
+    return int(match.group(1))
+
+
+def bind_host(bind):
+    """The address of an EMQX bind, without brackets; '' for a bare port."""
+    text = str(bind).strip()
+    if ':' not in text:
+        return ''
+    host = text.rsplit(':', 1)[0]
+    return host[1:-1] if host.startswith('[') and host.endswith(']') else host
+
+
+def url_host(address):
+    """An address as a URL wants it (IPv6 in brackets)."""
+    address = str(address)
+    return '[%s]' % address if ':' in address and not address.startswith('[') else address
+
+
+def server_name(name, bad_chars=NAME_BAD_CHARS):
+    """A backend's server name as _lb_common writes it: characters HAProxy refuses become '_'."""
+    return re.sub(bad_chars, '_', str(name))
+
+
+class _Host(object):
+    """One host's values: get(name) from the resolver, converted and checked like the roles' filters do."""
+
+    def __init__(self, get, host):
+        self._get = get
+        self.host = host
+
+    def raw(self, name):
+        return self._get(self.host, name)
+
+    def value(self, name, *fallbacks):
+        """The first of name, *fallbacks that is set; an error when none is."""
+        for candidate in (name,) + fallbacks:
+            value = self._get(self.host, candidate)
+            if value is not MISSING:
+                return value
+        raise DeploymentError('%s: %s is not set and no role of this collection has a default for it.' % (self.host, name))
+
+    def text(self, name, *fallbacks):
+        value = self.value(name, *fallbacks)
+        return '' if value is None else str(value)
+
+    def integer(self, name, *fallbacks):
+        value = self.value(name, *fallbacks)
+        try:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(str(value).strip())
+        except ValueError:
+            raise DeploymentError('%s: %s must be a port number, got %r.' % (self.host, name, value)) from None
+
+    def flag(self, name, *fallbacks):
+        value = self.value(name, *fallbacks)
+        try:
+            return boolean(value, strict=True)
+        except TypeError:
+            raise DeploymentError('%s: %s must be true or false, got %r.' % (self.host, name, value)) from None
+
+
+def _lb(get, host, kind):
+    """A load balancer's value <kind>_<suffix>, else the _lb_common default it hands on."""
+    h = _Host(get, host)
+
+    def value(suffix, convert='value'):
+        return getattr(h, convert)(kind + '_' + suffix, LB_COMMON_PREFIX + suffix)
+
+    return h, value
+
+
+def node_listeners(configured):
+    """{type: {enabled, port, bind, configured}} for tcp, ssl, ws and wss.
+
+    A type emq_node_listeners lists is what the role renders (enable defaults to true); a type it leaves
+    out is EMQX's own listener, enabled on its default port.
+    """
+    configured = configured or {}
+    if not isinstance(configured, dict):
+        raise ValueError('emq_node_listeners must be a dictionary of listener types')
+    out = {}
+    for kind in sorted(set(EMQX_LISTENER_PORTS) | set(configured)):
+        conf = configured.get(kind)
+        if isinstance(conf, dict):
+            bind = conf.get('bind', EMQX_LISTENER_PORTS.get(kind, ''))
+            out[kind] = dict(enabled=boolean(conf.get('enable', True), strict=False), port=bind_port(bind),
+                             bind=str(bind), configured=True)
+        else:
+            port = EMQX_LISTENER_PORTS[kind]
+            out[kind] = dict(enabled=True, port=port, bind='0.0.0.0:%d' % port, configured=False)
+    return out
+
+
+def node_entry(get, host):
+    """What one EMQX node is, from its variables and emq_node's and emq_cluster's defaults."""
+    h = _Host(get, host)
+    # The name emq_node computed for the host in this run (its preflight notes it as a fact), else what the
+    # defaults give: emq_node_name, itself "emqx@{{ emq_node_cluster_address }}" unless set.
+    name = h.raw('__emq_node_name')
+    name = str(name) if name else h.text('emq_node_name')
+    address = h.text('emq_node_cluster_address')
+    dist, rpc = dist_ports(name)
+    try:
+        listeners = node_listeners(h.value('emq_node_listeners'))
+    except ValueError as exc:
+        raise DeploymentError('%s: emq_node_listeners: %s.' % (host, exc)) from None
+    bind = h.text('emq_node_dashboard_bind')
+    try:
+        dashboard_port = bind_port(bind)
+    except ValueError:
+        raise DeploymentError('%s: emq_node_dashboard_bind must end with a port, got %r.' % (host, bind)) from None
+    dashboard_host = bind_host(bind)
+    if dashboard_host in WILDCARDS:
+        dashboard_host = address
+    prefix = h.raw('__emq_node_authz_topic_prefix')
+    return dict(
+        host=host,
+        name=name,
+        address=address,
+        dist_port=dist,
+        rpc_port=rpc,
+        cluster_endpoints=[
+            dict(name='%s distribution %s:%d' % (name, address, dist), host=address, port=dist),
+            dict(name='%s rpc %s:%d' % (name, address, rpc), host=address, port=rpc),
+        ],
+        listeners=listeners,
+        mqtt_port=listeners['tcp']['port'],
+        ws_port=listeners['ws']['port'],
+        dashboard_port=dashboard_port,
+        dashboard_host=dashboard_host,
+        status_url='http://%s:%d/status' % (url_host(dashboard_host), dashboard_port),
+        cli_path=h.text('emq_cluster_cli_path'),
+        authz_topic_prefix=str(prefix) if prefix is not MISSING else h.text('emq_node_authz_topic_prefix'),
+    )
+
+
+def node_address(get, host):
+    """The private address a node is reached on (emq_node_cluster_address, with emq_node's default)."""
+    return _Host(get, host).text('emq_node_cluster_address')
+
+
+def backend_list(get, host, kind, groups, bad_chars=NAME_BAD_CHARS):
+    """[{name, address, host}] as _lb_common makes it: <kind>_backends, else one entry per host of the group."""
+    h, value = _lb(get, host, kind)
+    explicit = value('backends') or []
+    if not isinstance(explicit, list):
+        raise DeploymentError('%s: %s_backends must be a list of {name, address}.' % (host, kind))
+    out = []
+    if explicit:
+        for entry in explicit:
+            entry = entry if isinstance(entry, dict) else {}
+            address = '' if entry.get('address') is None else str(entry.get('address'))
+            name = entry.get('name', address)
+            out.append(dict(name=server_name('' if name is None else name, bad_chars), address=address,
+                            host=str(entry.get('host') or '')))
+        return out
+    group = h.text(kind + '_backend_group', LB_COMMON_PREFIX + 'backend_group')
+    for member in groups.get(group) or []:
+        out.append(dict(name=server_name(member, bad_chars), address=node_address(get, member), host=member))
+    return out
+
+
+def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
+    """What one load balancer is, from its variables and its role's (and _lb_common's) defaults."""
+    h, value = _lb(get, host, kind)
+    address = value('private_address', 'text')
+    mqtts_port = value('mqtts_port', 'integer')
+    wss_enabled = value('wss_enabled', 'flag')
+    wss_port = value('wss_port', 'integer')
+    mqtt_enabled = value('mqtt_enabled', 'flag')
+    mqtt_port = value('mqtt_port', 'integer')
+    tls_source = value('tls_source', 'text')
+    lab_ca = os.path.join(value('tls_lab_ca_dir', 'text'), 'ca.pem') if tls_source == 'lab' else ''
+
+    urls = dict(mqtts='mqtts://%s:%d' % (url_host(address), mqtts_port))
+    endpoints = [dict(name='%s %s' % (kind, urls['mqtts']), type='mqtts', host=address, port=mqtts_port)]
+    if wss_enabled:
+        urls['wss'] = 'wss://%s:%d%s' % (url_host(address), wss_port, WS_PATH)
+        endpoints.append(dict(name='%s %s' % (kind, urls['wss']), type='wss', host=address, port=wss_port, path=WS_PATH))
+    if mqtt_enabled:
+        urls['mqtt'] = 'mqtt://%s:%d' % (url_host(address), mqtt_port)
+        endpoints.append(dict(name='%s %s' % (kind, urls['mqtt']), type='mqtt', host=address, port=mqtt_port))
+
+    backend_ports = dict(mqtt=value('backend_mqtt_port', 'integer'), ws=value('backend_ws_port', 'integer'))
+    if kind == 'haproxy_lb':
+        backend_ports['check'] = h.integer('haproxy_lb_backend_check_port')
+    backends = [name for name, port in BACKENDS if port == 'mqtt' or wss_enabled]
+
+    members = backend_list(get, host, kind, groups, bad_chars)
+    # Which node each backend entry is: its host, else the node with its address.
+    by_address = dict((node['address'], node['host']) for node in nodes_by_host.values())
+    sources = (h.raw('haproxy_lb_source_addresses') or []) if kind == 'haproxy_lb' else []
+    servers = {}
+    backend_endpoints = []
+    for member in members:
+        node_host = member['host'] or by_address.get(member['address'], '')
+        # haproxy_lb writes one server line per source address, named <name>_s<N>.
+        names = ['%s_s%d' % (member['name'], n) for n in range(1, len(sources) + 1)] if sources else [member['name']]
+        if node_host:
+            servers.setdefault(node_host, []).extend(names)
+        # What the load balancer connects to: the MQTT port, where the health check asks (NGINX has none:
+        # the node's dashboard port), and the WebSocket port when it forwards secure WebSocket.
+        check = backend_ports.get('check')
+        if check is None and node_host in nodes_by_host:
+            check = nodes_by_host[node_host]['dashboard_port']
+        ports = [backend_ports['mqtt']] + ([check] if check is not None else []) + ([backend_ports['ws']] if wss_enabled else [])
+        label = node_host or member['name']
+        for port in ports:
+            backend_endpoints.append(dict(name='%s %s:%d' % (label, member['address'], port), host=member['address'], port=port))
+
+    return dict(
+        host=host,
+        kind=kind,
+        address=address,
+        mqtts_port=mqtts_port,
+        wss_enabled=wss_enabled,
+        wss_port=wss_port,
+        wss_path=WS_PATH,
+        mqtt_enabled=mqtt_enabled,
+        mqtt_port=mqtt_port,
+        urls=urls,
+        endpoints=endpoints,
+        tls_source=tls_source,
+        lab_ca=lab_ca,
+        admin_socket=h.text('haproxy_lb_admin_socket') if kind == 'haproxy_lb' else None,
+        backends=backends,
+        backend_ports=backend_ports,
+        backend_list=members,
+        backend_endpoints=backend_endpoints,
+        servers=servers,
+    )
+
+
+def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load_balancers=True, bad_chars=NAME_BAD_CHARS):
+    """The whole shape: nodes, load balancers, and the lists the day-2 playbooks need.
+
+    groups: {group: [hosts]} (Ansible's ``groups``); get(host, name): the host's value of a variable, or
+    MISSING; remove: hosts of node_group being taken out (a list or a comma-separated string); hosts: the
+    nodes to describe instead of node_group's hosts; load_balancers: false leaves the load balancers out.
+    """
+    remove = split_hosts(remove)
+    node_hosts = list(groups.get(node_group) or []) if hosts is None else split_hosts(hosts)
+    nodes = [node_entry(get, host) for host in node_hosts]
+    nodes_by_host = dict((node['host'], node) for node in nodes)
+
+    lbs = []
+    for kind in LB_KINDS if load_balancers else ():
+        for host in groups.get(kind) or []:
+            lbs.append(lb_entry(get, host, kind, groups, nodes_by_host, bad_chars))
+
+    removed = [host for host in node_hosts if host in remove]
+    removed_addresses = set(nodes_by_host[host]['address'] for host in removed)
+    for lb in lbs:
+        lb['remaining_backends'] = [
+            member for member in lb['backend_list']
+            if member['host'] not in removed and not (not member['host'] and member['address'] in removed_addresses)]
+    for node in nodes:
+        node['removed'] = node['host'] in removed
+        # The server lines of this node on every HAProxy load balancer, to drain or put back into service.
+        node['haproxy_servers'] = [
+            dict(lb=lb['host'], socket=lb['admin_socket'], backend=backend, server=server)
+            for lb in lbs if lb['kind'] == 'haproxy_lb'
+            for backend in lb['backends']
+            for server in lb['servers'].get(node['host'], [])]
+
+    remaining = [node for node in nodes if not node['removed']]
+    return dict(
+        nodes=nodes,
+        lbs=lbs,
+        node_by_host=nodes_by_host,
+        lb_by_host=dict((lb['host'], lb) for lb in lbs),
+        node_hosts=node_hosts,
+        node_names=[node['name'] for node in nodes],
+        remove=remove,
+        remove_unknown=[host for host in remove if host not in nodes_by_host],
+        removed_hosts=removed,
+        removed_names=[nodes_by_host[host]['name'] for host in removed],
+        remaining_hosts=[node['host'] for node in remaining],
+        remaining_names=[node['name'] for node in remaining],
+    )

@@ -83,7 +83,7 @@ def test_the_playbooks_come_from_the_installed_collection():
     paths = {path for path, found in json.loads(listed.stdout).items() if "iothub.emq" in found}
     assert paths == {str(INSTALLED.parents[1])}, "iothub.emq resolves from %s, not only the install" % paths
     shipped = {f["name"] for f in json.loads((INSTALLED / "FILES.json").read_text())["files"]}
-    for unwanted in ("molecule", "tests", "scripts", "Makefile", ".ansible-lint-ignore", "changelogs/fragments",
+    for unwanted in ("molecule", "tests", "scripts", "Makefile", "changelogs/fragments",
                      "inventories/lab", "requirements-dev.txt", "bench"):
         assert not any(n == unwanted or n.startswith(unwanted + "/") for n in shipped), "the tarball ships " + unwanted
     for wanted in ("requirements.txt", "meta/execution-environment.yml", "CHANGELOG.rst", "playbooks/site.yml",

@@ -308,3 +308,31 @@ def test_a_configure_only_run_still_restarts_the_node_on_its_new_configuration(h
     assert "max_packet_size" in host.file("/etc/emqx/emqx.conf").content_string
     assert host.file("/etc/emqx/emqx.conf.last-good").content_string == host.file("/etc/emqx/emqx.conf").content_string
     assert host.check_output("curl -s -o /dev/null -w '%%{http_code}' http://%s:18083/status" % ADDR) == "200"
+
+
+def _recap(out):
+    return [line for line in out.splitlines() if line.startswith("emq-node-1") and "ok=" in line]
+
+
+def test_turning_the_firewall_off_takes_its_table_away_and_on_brings_it_back(host):
+    """Runs last (only the firewall's tasks, --tags emq_node_firewall): check mode says what it would delete and
+    deletes nothing; off removes the table, its file and the boot include, and changes nothing the second time;
+    on brings the table back."""
+    third_vars = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "third-password.yml")
+    off = ["-e", "@" + third_vars, "-e", '{"emq_node_firewall_enabled": false}']
+    rc, out = _converge("--tags", "emq_node_firewall", "--check", extra=off)
+    assert rc == 0, out[-3000:]
+    assert "Would delete the nftables table inet iothub_emqx" in out, out[-3000:]
+    assert "table inet iothub_emqx" in host.check_output("nft list tables"), "check mode deleted the table"
+
+    rc, out = _converge("--tags", "emq_node_firewall", extra=off)
+    assert rc == 0, out[-3000:]
+    assert "table inet iothub_emqx" not in host.check_output("nft list tables")
+    assert not host.file("/etc/nftables-emqx.nft").exists
+    assert "nftables-emqx" not in host.file("/etc/nftables.conf").content_string
+    rc, out = _converge("--tags", "emq_node_firewall", extra=off)
+    assert rc == 0 and _recap(out) and "changed=0" in _recap(out)[-1], out[-3000:]
+
+    rc, out = _converge("--tags", "emq_node_firewall", extra=["-e", "@" + third_vars])
+    assert rc == 0, out[-3000:]
+    assert "172.30.1.1" in host.check_output("nft list table inet iothub_emqx")

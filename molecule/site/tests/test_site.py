@@ -26,7 +26,6 @@ NODE_NAMES = {h: "emqx@" + a for h, a in NODES.items()}
 LBS = {"site-haproxy": "172.30.5.20", "site-nginx": "172.30.5.21"}
 CLIENT_IP = "172.30.5.1"  # the controller, as EMQX should see it through either LB
 API = lbtest.EmqxApi(NODES, "molecule", "molecule-site-api-secret-7d2b")
-PROJECT = pathlib.Path(__file__).resolve().parents[3]
 EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 # The collection as Galaxy installs it (molecule/site/prepare.yml); every playbook here runs from it.
 INSTALLED = EPHEMERAL / "galaxy" / "ansible_collections" / "iothub" / "emq"

@@ -172,6 +172,12 @@ _raw:
           description: The server lines of the node on every HAProxy load balancer, each C({lb, socket, backend, server}).
           type: list
           elements: dict
+        nginx_servers:
+          description:
+            - The node's upstream server lines on every NGINX load balancer, each C({lb, config, service, server}); C(config) is the file
+              nginx_lb writes and C(service) its systemd service, where each of the node's lines ends with C(# <server>) (the roles mark it C(down) to drain the node).
+          type: list
+          elements: dict
     lbs:
       description: The load balancers, C(haproxy_lb) hosts first, each group in its order.
       type: list
@@ -383,12 +389,16 @@ class LookupModule(LookupBase):
         try:
             defaults = shape.merge_defaults(dict((role, self._role_file(role)) for role in shape.ROLES))
             load_balancers = self.get_option('load_balancers')
-            bad_chars = shape.NAME_BAD_CHARS
+            bad_chars, nginx_conf, nginx_service = shape.NAME_BAD_CHARS, shape.NGINX_CONF, shape.NGINX_SERVICE
             if load_balancers:
                 bad_chars = self._role_file('_lb_common', 'vars').get('_lb_common_name_bad_chars', bad_chars)
+                nginx_vars = self._role_file('nginx_lb', 'vars')
+                nginx_conf = nginx_vars.get('_nginx_lb_conf_file', nginx_conf)
+                nginx_service = nginx_vars.get('_nginx_lb_service', nginx_service)
             resolver = _Resolver(self._templar, hostvars, defaults, dict(groups=groups, hostvars=hostvars))
             return [shape.deployment(groups, resolver.get, remove=self.get_option('remove'), node_group=self.get_option('node_group'),
                                      hosts=self.get_option('hosts'), load_balancers=load_balancers,
-                                     bad_chars=str(bad_chars))]
+                                     bad_chars=str(bad_chars), nginx_conf=str(nginx_conf),
+                                     nginx_service=str(nginx_service))]
         except shape.DeploymentError as exc:
             raise AnsibleLookupError('iothub.emq.emq_deployment: %s' % to_native(exc)) from None

@@ -24,6 +24,9 @@ from ansible_collections.iothub.emq.plugins.module_utils.emqx_cli import dist_po
 # the prefix of its role's variables.
 NODE_GROUP = 'emq_nodes'
 LB_KINDS = ('haproxy_lb', 'nginx_lb')
+# nginx_lb's _nginx_lb_conf_file (roles/nginx_lb/vars/main.yml; the lookup reads it from there).
+NGINX_CONF = '/etc/nginx/nginx.conf'
+NGINX_SERVICE = 'nginx'  # nginx_lb's _nginx_lb_service
 # Roles whose defaults describe a host, in the order their files are read (no two share a variable name).
 # _lb_common holds the defaults the load-balancer roles hand on to it (<kind>_x -> _lb_common_x).
 ROLES = ('emq_node', 'emq_cluster', 'haproxy_lb', 'nginx_lb', '_lb_common')
@@ -339,13 +342,17 @@ def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
     )
 
 
-def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load_balancers=True, bad_chars=NAME_BAD_CHARS):
+def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load_balancers=True, bad_chars=NAME_BAD_CHARS,
+               nginx_conf=None, nginx_service=None):
     """The whole shape: nodes, load balancers, and the lists the day-2 playbooks need.
 
     groups: {group: [hosts]} (Ansible's ``groups``); get(host, name): the host's value of a variable, or
     MISSING; remove: hosts of node_group being taken out (a list or a comma-separated string); hosts: the
-    nodes to describe instead of node_group's hosts; load_balancers: false leaves the load balancers out.
+    nodes to describe instead of node_group's hosts; load_balancers: false leaves the load balancers out;
+    nginx_conf, nginx_service: the file nginx_lb writes and its service (its role vars; NGINX_CONF and
+    NGINX_SERVICE when not given).
     """
+    nginx_conf, nginx_service = nginx_conf or NGINX_CONF, nginx_service or NGINX_SERVICE
     remove = split_hosts(remove)
     node_hosts = list(groups.get(node_group) or []) if hosts is None else split_hosts(hosts)
     nodes = [node_entry(get, host) for host in node_hosts]
@@ -369,6 +376,11 @@ def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load
             dict(lb=lb['host'], socket=lb['admin_socket'], backend=backend, server=server)
             for lb in lbs if lb['kind'] == 'haproxy_lb'
             for backend in lb['backends']
+            for server in lb['servers'].get(node['host'], [])]
+        # Its upstream server lines on every NGINX load balancer (each ends with "# <server>" in nginx_conf).
+        node['nginx_servers'] = [
+            dict(lb=lb['host'], config=nginx_conf, service=nginx_service, server=server)
+            for lb in lbs if lb['kind'] == 'nginx_lb'
             for server in lb['servers'].get(node['host'], [])]
 
     remaining = [node for node in nodes if not node['removed']]

@@ -267,3 +267,22 @@ def test_valid_inputs_pass_the_site_preflight(tmp_path: Path) -> None:
     _assert_nothing_changed(run)
     plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
     assert plays == [play["name"] for play in yaml.safe_load(PREFLIGHT.read_text())], run.explain()
+
+
+def test_a_node_that_does_not_answer_stops_the_run_and_is_named(tmp_path: Path) -> None:
+    """issue 15: a node down (UNREACHABLE) stops site.yml before anything changes, naming it and the two ways out."""
+    group_vars, host_vars, groups = _inputs(tmp_path, None)
+    down = sorted(HOSTS)[-1]
+    # A port nothing listens on, on loopback: the connection is refused at once.
+    host_vars[down] = dict(host_vars[down], ansible_connection="ssh", ansible_host="127.0.0.1", ansible_port=1,
+                           ansible_ssh_args="-o ConnectTimeout=5")
+    run = run_playbook(tmp_path, SITE, group_vars, host_vars, groups=groups)
+
+    assert run.rc == 2, "the run must fail on a host (rc 2)" + run.explain()
+    plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
+    assert plays == ["Check every host answers"], "the run went on past the reachability check" + run.explain()
+    assert all(counts["changed"] == 0 for counts in run.recap.values()), run.explain()
+    assert all(m in READ_ONLY for m in run.modules), "a module that could change a host ran:" + run.explain()
+    message = " ".join(run.messages[-1:])
+    for text in (down + " did not answer", "Nothing was changed", "bring it back", "--limit '!" + down + "'"):
+        assert text in message, f"the message does not contain {text!r}: {message}"

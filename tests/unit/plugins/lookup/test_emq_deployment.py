@@ -215,6 +215,16 @@ def test_haproxy_source_addresses_give_one_server_per_address():
         for b in ('emqx_mqtt', 'emqx_ws') for s in ('emqx-1_s1', 'emqx-1_s2')]
 
 
+def test_nginx_servers_name_each_node_line_once_whatever_the_upstreams():
+    d = _deployment()
+    assert d['node_by_host']['emqx-2']['nginx_servers'] == [{'lb': 'lb-2', 'config': shape.NGINX_CONF, 'service': 'nginx',
+                                                            'server': 'emqx-2'}]
+    assert d['node_by_host']['emqx-2']['haproxy_servers'][0]['lb'] == 'lb-1'
+    assert shape.deployment(GROUPS, _getter(dict(NODES, **LBS), DEFAULTS), nginx_conf='/x/n.conf')[
+        'node_by_host']['emqx-1']['nginx_servers'][0]['config'] == '/x/n.conf'
+    assert all(n['nginx_servers'] == [] for n in _deployment(load_balancers=False)['nodes'])
+
+
 def test_explicit_backends_replace_the_group():
     backends = [{'name': 'node one', 'address': '10.0.0.1'}, {'name': 'two', 'address': '10.0.0.2', 'host': 'emqx-2'},
                 {'address': '10.9.9.9'}]
@@ -328,6 +338,10 @@ def test_the_lookup_reads_the_real_role_defaults(run_lookup):
                                     'check': haproxy['haproxy_lb_backend_check_port']}
     assert nlb['mqtts_port'] == nginx['nginx_lb_mqtts_port']
     assert nlb['backend_ports'] == {'mqtt': nginx['nginx_lb_backend_mqtt_port'], 'ws': nginx['nginx_lb_backend_ws_port']}
+    # The file nginx_lb writes, from its role vars, where the node's lines are marked down to drain it.
+    nginx_vars = _role_yaml('nginx_lb', 'vars')
+    assert node['nginx_servers'] == [{'lb': 'lb-2', 'config': nginx_vars['_nginx_lb_conf_file'],
+                                      'service': nginx_vars['_nginx_lb_service'], 'server': nlb['servers']['emqx-1'][0]}]
 
 
 def test_the_lab_ca_is_where_the_role_default_puts_it(run_lookup):

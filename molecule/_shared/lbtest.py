@@ -379,6 +379,41 @@ def client_certificate(workdir, ca_dir, common_name):
     return workdir / ("%s.pem" % common_name), workdir / ("%s.key" % common_name)
 
 
+def server_certificate(workdir, ca_dir, common_name, address):
+    """A new load balancer certificate for common_name and IP address, signed by the lab CA in ca_dir, and
+    its key: what an operator rotates to (tls_source files). Returns (cert path, key path, DER bytes)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    workdir, ca_dir = pathlib.Path(workdir), pathlib.Path(ca_dir)
+    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = [x509.DNSName(common_name), x509.IPAddress(ipaddress.ip_address(address))]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (workdir / "rotated.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "rotated.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    return workdir / "rotated.pem", workdir / "rotated.key", cert.public_bytes(serialization.Encoding.DER)
+
+
+def served_certificate(host, port, ca, server_name):
+    """The DER certificate a new TLS handshake gets, verified against ca for server_name."""
+    with socket.create_connection((host, port), timeout=10) as raw:
+        with tls_context(ca).wrap_socket(raw, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
 def playbook(playbook_path, limit, *args, timeout=300):
     """ansible-playbook on the scenario's inventory (Molecule's), limited to one group."""
     inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent

@@ -110,6 +110,12 @@ options:
         description:
           - Fail when the server certificate expires in fewer days than this.
         type: int
+      warn_days_to_expiry:
+        description:
+          - Warn (the endpoint still passes) when the server certificate expires in fewer days than this, so that it is
+            renewed before O(endpoints[].min_days_to_expiry) or the clients refuse it. RV(expiring_endpoints) lists them.
+        type: int
+        version_added: 0.3.0
       username:
         description:
           - MQTT user name sent in the CONNECT.
@@ -247,6 +253,13 @@ failed_endpoints:
   type: list
   elements: str
   sample: ["mqtts://mqtt.example.com:8883"]
+expiring_endpoints:
+  description: Names of the endpoints whose certificate expires in fewer days than their O(endpoints[].warn_days_to_expiry).
+  returned: always
+  type: list
+  elements: str
+  sample: ["mqtts://mqtt.example.com:8883"]
+  version_added: 0.3.0
 results:
   description: One entry per endpoint, in the order of O(endpoints).
   returned: always
@@ -464,6 +477,7 @@ ENDPOINT_SPEC = dict(
     client_cert=dict(type='path'),
     client_key=dict(type='path', no_log=False),
     min_days_to_expiry=dict(type='int'),
+    warn_days_to_expiry=dict(type='int'),
     username=dict(type='str'),
     password=dict(type='str', no_log=True),
     client_id=dict(type='str'),
@@ -498,8 +512,9 @@ def validate(module, endpoints, timeout):
                             'or protocol_version: 5'.format(where))
         if not (ep['path'] or '').startswith('/'):
             problems.append('{0}: path must start with /'.format(where))
-        if ep['type'] not in TLS_TYPES and (ep['min_days_to_expiry'] is not None or ep['client_cert']):
-            problems.append('{0}: min_days_to_expiry and client_cert need type tls, mqtts or wss'.format(where))
+        if ep['type'] not in TLS_TYPES and (ep['min_days_to_expiry'] is not None or ep['warn_days_to_expiry'] is not None
+                                            or ep['client_cert']):
+            problems.append('{0}: min_days_to_expiry, warn_days_to_expiry and client_cert need type tls, mqtts or wss'.format(where))
     if problems:
         module.fail_json(msg='Invalid endpoints: ' + '; '.join(problems) + '.')
 
@@ -519,13 +534,21 @@ def main():
     results = [probe(ep, default_timeout=timeout) for ep in endpoints]
     failed = [r for r in results if not r['ok']]
     failed_names = [r['name'] for r in failed]
+    expiring = []
+    for ep, r in zip(endpoints, results):
+        days = (r.get('tls') or {}).get('days_to_expiry')
+        if ep.get('warn_days_to_expiry') is not None and days is not None and days < ep['warn_days_to_expiry']:
+            expiring.append(r['name'])
+            module.warn('{0}: the certificate expires in {1} days ({2}), fewer than the {3} of warn_days_to_expiry: renew '
+                        'it (a new certificate file and a run of the load balancer role reload it without dropping '
+                        'connections)'.format(r['name'], days, r['tls']['not_after'], ep['warn_days_to_expiry']))
 
     if failed:
         lines = ['{0}: {1}'.format(r['name'], '; '.join(r['failures'])) for r in failed]
         msg = '{0} of {1} endpoints failed:\n{2}'.format(len(failed), len(results), '\n'.join(lines))
-        module.fail_json(msg=msg, changed=False, results=results, failed_endpoints=failed_names)
+        module.fail_json(msg=msg, changed=False, results=results, failed_endpoints=failed_names, expiring_endpoints=expiring)
     module.exit_json(changed=False, msg='All {0} endpoints met their expectations.'.format(len(results)),
-                     results=results, failed_endpoints=failed_names)
+                     results=results, failed_endpoints=failed_names, expiring_endpoints=expiring)
 
 
 if __name__ == '__main__':

@@ -577,7 +577,10 @@ def _master_and_workers():
     return master, {p[0] for p in (line.split(None, 2) for line in out.splitlines()) if p[1] == master}
 
 
-def test_changed_setting_reloads_without_dropping_an_established_connection(playbook_runs):
+def test_changed_setting_and_a_rotated_certificate_reload_without_dropping_an_established_connection(
+        playbook_runs, tmp_path):
+    """issue 15: a new certificate (tls_source files, signed by the same CA) and a changed setting in one run:
+    a reload, the device connected before keeps publishing, the next handshake gets the new certificate."""
     for run in playbook_runs.values():  # nothing else runs a playbook while this one changes the LB
         run.result()
     topic = "molecule/reload/%s" % uuid.uuid4().hex
@@ -586,8 +589,12 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
     master_before, workers_before = _master_and_workers()
     cfg = _host(LB).file(CONF).content_string
     timeout = int(re.search(r"^\s+timeout client (\d+)s", cfg, re.M).group(1)) + 60
+    cert, key, der = lbtest.server_certificate(tmp_path, CA.parent, LB, LB_IP)
+    rotated = {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_cert_file": str(cert), "haproxy_lb_tls_key_file": str(key)}
+    assert lbtest.served_certificate(LB_IP, MQTTS, CA, LB) != der
     try:
-        run = _playbook("-e", "haproxy_lb_timeout_client=%d" % timeout, "-e", "haproxy_lb_timeout_server=%d" % timeout)
+        run = _playbook("-e", "haproxy_lb_timeout_client=%d" % timeout, "-e", "haproxy_lb_timeout_server=%d" % timeout,
+                        "-e", json.dumps(rotated))
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         assert re.search(r"TASK \[iothub\.emq\.haproxy_lb : Reload HAProxy \(new processes", run.stdout)
         assert "timeout client %ds" % timeout in _host(LB).file(CONF).content_string
@@ -607,8 +614,13 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
         finally:
             other.close()
         assert device.disconnects == []
+        # The rotated certificate is what the next handshake gets.
+        assert lbtest.served_certificate(LB_IP, MQTTS, CA, LB) == der, "the LB still serves the old certificate"
     finally:
         device.close()
+        # Back to the lab certificate for the tests after this one.
+        back = _playbook()
+        assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-2000:]
 
 
 # ---- a change HAProxy does not take is put back (the stats port held by another program) -----------

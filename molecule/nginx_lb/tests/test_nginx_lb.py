@@ -469,7 +469,10 @@ def _task_output(stdout, task):
     return match.group(0)
 
 
-def test_changed_setting_reloads_without_dropping_an_established_connection(playbook_runs):
+def test_changed_setting_and_a_rotated_certificate_reload_without_dropping_an_established_connection(
+        playbook_runs, tmp_path):
+    """issue 15: a new certificate (tls_source files, signed by the same CA) and a changed setting in one run:
+    a reload, the device connected before keeps publishing, the next handshake gets the new certificate."""
     for run in playbook_runs.values():  # nothing else runs a playbook while this one changes the LB
         run.result()
     topic = "molecule/reload/%s" % uuid.uuid4().hex
@@ -477,8 +480,11 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
     device.subscribe(topic)
     master_before, workers_before = _master_and_workers()
     timeout = int(_directive("proxy_timeout").rstrip("s")) + 60
+    cert, key, der = lbtest.server_certificate(tmp_path, CA.parent, LB, LB_IP)
+    rotated = {"nginx_lb_tls_source": "files", "nginx_lb_tls_cert_file": str(cert), "nginx_lb_tls_key_file": str(key)}
+    assert lbtest.served_certificate(LB_IP, MQTTS, CA, LB) != der
     try:
-        run = _playbook("-e", "nginx_lb_proxy_timeout=%d" % timeout)
+        run = _playbook("-e", "nginx_lb_proxy_timeout=%d" % timeout, "-e", json.dumps(rotated))
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         assert "changed: [%s]" % LB in _task_output(run.stdout, "Reload NGINX (new workers"), run.stdout[-4000:]
         assert "skipping: [%s]" % LB in _task_output(run.stdout, "Restart NGINX"), run.stdout[-4000:]
@@ -502,8 +508,13 @@ def test_changed_setting_reloads_without_dropping_an_established_connection(play
         finally:
             other.close()
         assert device.disconnects == []
+        # The rotated certificate is what the next handshake gets.
+        assert lbtest.served_certificate(LB_IP, MQTTS, CA, LB) == der, "the LB still serves the old certificate"
     finally:
         device.close()
+        # Back to the lab certificate for the tests after this one.
+        back = _playbook()
+        assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-2000:]
 
 
 # ---- systemd brings a killed NGINX back (runs last) ----------------------------------------------

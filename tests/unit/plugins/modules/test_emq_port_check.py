@@ -298,6 +298,25 @@ def test_tls_expiry_too_close(run_module, serve, pki):
     assert result['results'][0]['tls']['verified'] is True
 
 
+def test_tls_expiry_within_the_warning_days_warns_and_passes(run_module, serve, pki):
+    server = serve(just_close, tls=server_context(pki))
+    result = check(run_module, [dict(host=LOOPBACK, port=server.port, type='tls', ca_path=pki['ca.pem'], name='front',
+                                     server_name='localhost', warn_days_to_expiry=45, min_days_to_expiry=7)])
+    assert not result['failed'], result['msg']
+    assert result['expiring_endpoints'] == ['front']
+    assert any('front: the certificate expires in' in w and 'fewer than the 45 of warn_days_to_expiry' in w
+               for w in result.get('warnings', [])), result.get('warnings')
+
+
+def test_tls_expiry_beyond_the_warning_days_is_quiet(run_module, serve, pki):
+    server = serve(just_close, tls=server_context(pki))
+    result = check(run_module, [dict(host=LOOPBACK, port=server.port, type='tls', ca_path=pki['ca.pem'],
+                                     server_name='localhost', warn_days_to_expiry=7)])
+    assert not result['failed'], result['msg']
+    assert result['expiring_endpoints'] == []
+    assert not result.get('warnings')
+
+
 def test_tls_on_a_plain_port(run_module, serve):
     server = serve(just_close)
     result = check(run_module, [dict(host=LOOPBACK, port=server.port, type='tls', verify=False)])

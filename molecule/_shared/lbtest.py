@@ -84,8 +84,8 @@ class Device:
         self.client.subscribe(topic, qos=1)
         assert done.wait(10), "no SUBACK for %s" % self.clientid
 
-    def publish(self, topic, payload):
-        info = self.client.publish(topic, payload, qos=1)
+    def publish(self, topic, payload, retain=False):
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(10)
         assert info.is_published()
 
@@ -98,6 +98,97 @@ class Device:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class SessionTraffic:
+    """QoS 1 traffic to a persistent session across a rollout: a subscriber with a fixed client id and
+    clean session off through one load balancer, a publisher through another sending a numbered message
+    every interval seconds. Both reconnect by themselves (within a second), as devices do; the subscriber
+    subscribes again when the broker has no session for it (session present 0). Bounded by limit messages.
+    report() gives the figures: messages acknowledged to the publisher, received, lost, duplicated, the
+    subscriber's reconnects and its longest time without a connection."""
+
+    def __init__(self, sub_lb, pub_lb, port, ca, interval=0.05, limit=20000):
+        self.topic = "molecule/session/%s" % uuid.uuid4().hex[:8]
+        self.received, self.acked, self.outages, self.fresh_sessions = [], set(), [], 0
+        self._pending, self._lock, self._down_since = {}, threading.Lock(), None
+        self._interval, self._limit, self._stop = interval, limit, threading.Event()
+        self.sub = self._client("molecule-session-sub-%s" % uuid.uuid4().hex[:6], ca, clean=False)
+        self.sub.on_connect = self._sub_connected
+        self.sub.on_disconnect = self._sub_disconnected
+        self.sub.on_message = lambda c, u, msg: self.received.append(int(msg.payload))
+        self.pub = self._client("molecule-session-pub-%s" % uuid.uuid4().hex[:6], ca, clean=True)
+        self.pub.on_publish = self._published
+        self._subscribed = threading.Event()
+        self.sub.connect(sub_lb, port, keepalive=30)
+        self.sub.loop_start()
+        self.pub.connect(pub_lb, port, keepalive=30)
+        self.pub.loop_start()
+        assert self._subscribed.wait(10), "the persistent subscriber did not subscribe"
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _client(clientid, ca, clean):
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=clientid, protocol=mqtt.MQTTv311, clean_session=clean)
+        client.username_pw_set(*BACKEND)
+        client.tls_set_context(tls_context(ca))
+        client.reconnect_delay_set(0.2, 1)
+        client.max_inflight_messages_set(100)
+        return client
+
+    def _sub_connected(self, client, userdata, flags, reason, properties=None):
+        if reason.is_failure:
+            return
+        if self._down_since is not None:
+            self.outages.append(round(time.monotonic() - self._down_since, 2))
+            self._down_since = None
+        if not flags.session_present:
+            self.fresh_sessions += 1
+            client.subscribe(self.topic, qos=1)
+            self._subscribed.set()
+
+    def _sub_disconnected(self, client, userdata, flags, reason, properties=None):
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+
+    def _published(self, client, userdata, mid, reason=None, properties=None):
+        with self._lock:
+            seq = self._pending.pop(mid, None)
+        if seq is not None:
+            self.acked.add(seq)
+
+    def _run(self):
+        seq = 0
+        while not self._stop.is_set() and seq < self._limit:
+            seq += 1
+            with self._lock:
+                info = self.pub.publish(self.topic, str(seq).encode(), qos=1)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
+                    self._pending[info.mid] = seq
+            self._stop.wait(self._interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self, settle=5):
+        self._stop.set()
+        self._thread.join(10)
+        deadline = time.time() + settle
+        while time.time() < deadline and not self.acked <= set(self.received):
+            time.sleep(0.2)
+        for client in (self.pub, self.sub):
+            client.disconnect()
+            client.loop_stop()
+
+    def report(self):
+        got = set(self.received)
+        return dict(acked=len(self.acked), received=len(got), lost=len(self.acked - got),
+                    duplicated=len(self.received) - len(got), reconnects=len(self.outages),
+                    longest_outage_s=max(self.outages, default=0.0), fresh_sessions=self.fresh_sessions - 1)
 
 
 def publish_and_receive(sub, pub, topic=None, payload=b"through the load balancer"):

@@ -168,6 +168,22 @@ _raw:
         removed:
           description: Whether the host is in O(remove).
           type: bool
+        conf_dir:
+          description: EMQX's configuration directory, C(emqx.conf) and the files beside it.
+          type: str
+          sample: /etc/emqx
+        data_dir:
+          description: EMQX's data directory (C(emq_node_data_dir)).
+          type: str
+          sample: /var/lib/emqx
+        secrets_dir:
+          description: Where emq_node keeps the node's secret files (C(emq_node_secrets_dir)).
+          type: str
+          sample: /etc/emqx-secrets
+        api_key_file:
+          description: The API key bootstrap file (C(emq_node_api_key_file)).
+          type: str
+          sample: /etc/emqx-secrets/api_keys
         haproxy_servers:
           description: The server lines of the node on every HAProxy load balancer, each C({lb, socket, backend, server}).
           type: list

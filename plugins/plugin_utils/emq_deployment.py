@@ -26,6 +26,7 @@ NODE_GROUP = 'emq_nodes'
 LB_KINDS = ('haproxy_lb', 'nginx_lb')
 # nginx_lb's _nginx_lb_conf_file (roles/nginx_lb/vars/main.yml; the lookup reads it from there).
 NGINX_CONF = '/etc/nginx/nginx.conf'
+EMQX_CONF_DIR = '/etc/emqx'  # emq_node's _emq_node_conf_dir (the package's; a unit test holds them equal)
 NGINX_SERVICE = 'nginx'  # nginx_lb's _nginx_lb_service
 # Roles whose defaults describe a host, in the order their files are read (no two share a variable name).
 # _lb_common holds the defaults the load-balancer roles hand on to it (<kind>_x -> _lb_common_x).
@@ -242,6 +243,11 @@ def node_entry(get, host):
         status_url='http://%s:%d/status' % (url_host(dashboard_host), dashboard_port),
         cli_path=h.text('emq_cluster_cli_path'),
         authz_topic_prefix=str(prefix) if prefix is not MISSING else h.text('emq_node_authz_topic_prefix'),
+        # What a backup takes besides EMQX's own export (playbooks/backup.yml, restore.yml).
+        conf_dir=EMQX_CONF_DIR,
+        data_dir=h.text('emq_node_data_dir'),
+        secrets_dir=h.text('emq_node_secrets_dir'),
+        api_key_file=h.text('emq_node_api_key_file'),
     )
 
 

@@ -227,6 +227,36 @@ def _assert_every_node_in_service():
     assert " down;" not in nginx_conf, "a node was left down in NGINX's upstreams"
 
 
+RETAINED = "molecule/retained"
+
+
+def _retained_seen(lb, wait=1.5):
+    """How many retained messages a fresh subscriber to RETAINED/# gets through lb."""
+    device = _device(lb)
+    try:
+        device.subscribe(RETAINED + "/#")
+        time.sleep(wait)
+        return len({topic for topic, _ in device.messages})
+    finally:
+        device.close()
+
+
+def _report(request, line):
+    # Written past pytest's capture, so the figures are in the log of a passing run too.
+    request.config.pluginmanager.getplugin("terminalreporter").write_line(line)
+
+
+def test_fifty_retained_messages_are_seen_through_both_load_balancers():
+    """Kept across the upgrade and the rolling restart below (EMQX keeps them in a table every node holds)."""
+    device = _device("site-haproxy")
+    try:
+        for n in range(50):
+            device.publish("%s/%02d" % (RETAINED, n), b"kept %d" % n, retain=True)
+    finally:
+        device.close()
+    assert {lb: _retained_seen(lb) for lb in LBS} == {lb: 50 for lb in LBS}
+
+
 def test_upgrade_through_site_moves_one_node_at_a_time_without_a_failed_connect(request):
     """issue 15: emq_node_version 5.8.8 -> 5.8.9 in group_vars (here: SITE_EMQX_VERSION, which the scenario's
     group_vars read), then site.yml: each node out of both LBs, upgraded, back, one after the other."""
@@ -236,40 +266,52 @@ def test_upgrade_through_site_moves_one_node_at_a_time_without_a_failed_connect(
     since = int(time.time()) - 1
     os.environ["SITE_EMQX_VERSION"] = "5.8.9"  # from here on, every run of the tests says 5.8.9
     probes = {lb: lbtest.Probe(LBS[lb], MQTTS, CA, interval=0.2, limit=6000) for lb in LBS}
+    traffic = lbtest.SessionTraffic(LBS["site-nginx"], LBS["site-haproxy"], MQTTS, CA)
     for probe in probes.values():
         probe.__enter__()
     try:
-        _playbook("site")
-        time.sleep(2)  # a few probes after the last node is back in service
+        with traffic:
+            _playbook("site")
+            time.sleep(2)  # a few probes after the last node is back in service
     finally:
         for probe in probes.values():
             probe.stop()
     _probes(request, "upgrade through site.yml", probes)
+    _report(request, "upgrade through site.yml, QoS 1 to a persistent session (subscriber through NGINX): %s"
+            % traffic.report())
+    assert traffic.report()["received"] > 0
     order = _assert_one_at_a_time(before, since)
     for node in NODES:
         assert _host(node).check_output("emqx ctl status") == "Node '%s' 5.8.9 is started" % NODE_NAMES[node]
         assert _host(node).package("emqx").version.startswith("5.8.9")
     _wait_running(NODE_NAMES.values(), timeout=30)
     _assert_every_node_in_service()
-    request.config.pluginmanager.getplugin("terminalreporter").write_line("upgrade order: %s" % order)
+    _report(request, "upgrade order: %s" % order)
+    assert {lb: _retained_seen(lb) for lb in LBS} == {lb: 50 for lb in LBS}, "retained messages lost in the upgrade"
 
 
 def test_rolling_restart_keeps_the_front_door_open(request):
     before = {node: _runs(node) for node in NODES}
     since = int(time.time()) - 1
     probes = {lb: lbtest.Probe(LBS[lb], MQTTS, CA, interval=0.2, limit=6000) for lb in LBS}
+    traffic = lbtest.SessionTraffic(LBS["site-nginx"], LBS["site-haproxy"], MQTTS, CA)
     for probe in probes.values():
         probe.__enter__()
     try:
-        _playbook("rolling_restart")
-        time.sleep(2)  # a few probes after the last node is back in service
+        with traffic:
+            _playbook("rolling_restart")
+            time.sleep(2)  # a few probes after the last node is back in service
     finally:
         for probe in probes.values():
             probe.stop()
     _probes(request, "rolling_restart.yml", probes)
+    _report(request, "rolling_restart.yml, QoS 1 to a persistent session (subscriber through NGINX): %s"
+            % traffic.report())
+    assert traffic.report()["received"] > 0
     _assert_one_at_a_time(before, since)
     _wait_running(NODE_NAMES.values(), timeout=30)
     _assert_every_node_in_service()
+    assert {lb: _retained_seen(lb) for lb in LBS} == {lb: 50 for lb in LBS}, "retained messages lost in the rolling restart"
 
 
 def test_rolling_restart_refuses_while_a_node_is_down():

@@ -7,7 +7,8 @@ Public interface (used by the node / cluster layer):
     Message                         dataclass: topic, payload, qos, retain, properties, origin_node
     Broker(node_name, listeners, mqtt_conf, forward, log)
         await start() / await stop()
-        deliver_remote(msg)         message from another node: local delivery + retained store only
+        deliver_remote(msg)         message from another node: local delivery only (the retained store is
+                                    replicated by the cluster layer, see retainer.py)
         clients() -> list[dict]     connected clients
         subscriptions_count() -> int
         listener_ports() -> dict    {"tcp:default": 1883, ...}
@@ -1258,7 +1259,13 @@ class Broker:
         self._conns = set()
         self._sessions = {}
         self._tree = _TopicTree()
-        self._retained = {}
+        # the retainer (retainer.Retainer): the node sets its cluster-wide one; a broker without a node
+        # keeps a local one with EMQX's default retainer config
+        try:
+            from .retainer import Retainer
+        except ImportError:  # pragma: no cover - when imported as a top-level module
+            from retainer import Retainer  # type: ignore
+        self.retainer = Retainer(log=self.log)
         self._delayed_wills = {}
         self._rr = {}
         self._tasks = set()
@@ -1620,7 +1627,11 @@ class Broker:
 
     # ------------------------------------------------------------------ routing
     def _publish_local(self, msg):
-        """A message accepted from a local client (or its will): store/deliver here, then forward."""
+        """A message accepted from a local client (or its will): the `message.publish` hook of the
+        retainer (emqx_retainer:on_message_publish/1, on this node only), then deliver here and forward."""
+        if msg.retain and self.retain_available and self.retainer is not None:
+            if not self.retainer.on_message_publish(msg):
+                return    # retainer.stop_publish_clear_msg: an empty retained message is not published
         self._route(msg)
         fwd = self.forward
         if fwd is not None:
@@ -1630,11 +1641,6 @@ class Broker:
                 self.log("error", "msg: forward_failed, topic: %s, reason: %r" % (msg.topic, e))
 
     def _route(self, msg):
-        if msg.retain and self.retain_available:
-            if msg.payload:
-                self._retained[msg.topic] = msg
-            else:
-                self._retained.pop(msg.topic, None)
         normal, shared = self._tree.match(msg.topic)
         if not normal and not shared:
             return 0
@@ -1712,19 +1718,15 @@ class Broker:
             s.mqueue = None
 
     def _send_retained(self, s, real, opts):
-        now = time.time()
-        for topic, msg in list(self._retained.items()):
-            if not mc.topic_matches(real, topic):
-                continue
-            exp = (msg.properties or {}).get("message_expiry_interval")
-            if exp is not None and now - msg.timestamp >= exp:
-                self._retained.pop(topic, None)
-                continue
+        if self.retainer is None:
+            return
+        for msg in self.retainer.match(real):
             self._deliver(s, msg, min(msg.qos, opts.qos), True, opts.subid)
 
     # ------------------------------------------------------------------ public interface
     def deliver_remote(self, msg):
-        """A PUBLISH that arrived from another node: local subscribers + retained store; never forwarded."""
+        """A PUBLISH that arrived from another node: local subscribers only; never forwarded. (EMQX runs
+        the `message.publish` hooks, the retainer's included, on the publishing node only.)"""
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread:
             loop.call_soon_threadsafe(self._route, msg)
@@ -1765,7 +1767,7 @@ class Broker:
         return sum(len(s.subs) for s in list(self._sessions.values()))
 
     def retained_count(self):
-        return len(self._retained)
+        return self.retainer.count() if self.retainer is not None else 0
 
     def connection_count(self):
         return sum(1 for c in list(self._conns) if c.stage == ST_CONNECTED)

@@ -224,6 +224,10 @@ def cmd_ctl(args):
     except (NodeDown, OSError, ValueError) as e:
         print("RPC to %s failed: %s" % (name, e))
         return 1
+    if resp.get("exception"):
+        # emqx_ctl:run_command/2 catches the crash (ctl_command_crashed) and returns {error, Reason};
+        # nodetool rpc_infinity prints nothing for it and halts 1
+        return 1
     sys.stdout.write(resp.get("out", ""))
     sys.stdout.flush()
     return int(resp.get("rc", 0))

@@ -10,6 +10,11 @@ N is the number that ends the node name's first part (emqx1@h -> 4371/5371).
 Membership (mnesia/mria stand-in) is a last-writer-wins map node -> {in, v} plus the cluster-wide
 data (dashboard users, API keys, the built-in database's MQTT users), gossiped with every heartbeat and persisted under
 node.data_dir/mnesia/<node name>/. Joining adopts the target cluster's id, members and data.
+
+Retained messages (retainer.py, the emqx_retainer_message table) are not gossiped: a write or delete
+goes to every running peer as a `{"t": "retainer", ...}` frame on the rpc channel (ordered with the
+PUBLISH forwards, as mria:dirty_write_sync writes to every running core), and a node that boots or
+joins copies the whole table from a running peer with the dist op `retainer_copy`.
 """
 
 import asyncio
@@ -257,6 +262,16 @@ class _RpcSender:
         except asyncio.QueueFull:
             self.mgr.log("warning", "rpc queue to %s is full, message dropped" % self.peer)
 
+    async def flush(self, timeout):
+        """Wait until every queued frame has been handed to the socket (graceful stop)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            w = self.writer
+            if self.queue.empty() and w is not None and w.transport.get_write_buffer_size() == 0:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     async def run(self):
         mgr = self.mgr
         while True:
@@ -411,6 +426,14 @@ class ClusterManager:
         self.state["clock"] = v
         self.state["members"][name] = {"in": is_in, "v": v}
 
+    def put_records(self, table, items):
+        """Write many records at once (a data import: mnesia:restore/2 with keep_tables)."""
+        t = self.state["data"].setdefault(table, {})
+        for key, rec in items:
+            t[key] = dict(rec, v=self.tick())
+        self.save()
+        self.push_soon()
+
     def put_record(self, table, key, rec):
         rec = dict(rec, v=self.tick())
         self.state["data"].setdefault(table, {})[key] = rec
@@ -435,6 +458,7 @@ class ClusterManager:
         self.log("info", "cluster services on %s: dist %d, rpc %d" % (bind, dport, rport))
         await self._initial_contact()
         self.sync_links()
+        await self.copy_retained()
         if self.autocluster_enabled:
             self.autocluster_task = asyncio.ensure_future(self._autocluster())
 
@@ -466,6 +490,10 @@ class ClusterManager:
         self._stopping = True
         if self.autocluster_task:
             self.autocluster_task.cancel()
+        # hand what is queued for the peers (forwards, retained writes) to the sockets first
+        pending = [s.flush(2.0) for p, s in self.senders.items() if p in self.up]
+        if pending:
+            await asyncio.gather(*pending)
         for t in list(self.links.values()):
             t.cancel()
         for s in list(self.senders.values()):
@@ -562,11 +590,52 @@ class ClusterManager:
                 d = await _read_frame(reader)
                 if sender not in self.peers():
                     return
-                broker.deliver_remote(Message.from_wire(d))
+                if d.get("t") == "retainer":
+                    self.node.retainer.apply_remote(d)
+                else:
+                    broker.deliver_remote(Message.from_wire(d))
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError, OSError):
             return
         finally:
             writer.close()
+
+    # ------------------------------------------------------------------ retained messages
+    def replicate_retained(self, op):
+        """A write/delete of the retained table to every running peer (mria:dirty_write_sync /
+        dirty_delete_object reach every running core node)."""
+        frame = None
+        for peer, sender in self.senders.items():
+            if peer in self.up:
+                if frame is None:
+                    frame = _frame(op)
+                sender.send(frame)
+
+    async def copy_retained(self, prefer=None, joined=False):
+        """Load the retained table as mnesia does for a node that starts or joins: from a running peer
+        that has it loaded; with none, the node's own disc copy (disc_copies) or nothing (ram_copies)."""
+        ret = self.node.retainer
+        if ret is None or not ret.enabled:
+            return
+        ret.begin_load()
+        records = None
+        peers = [p for p in self.peers() if self.is_up(p)]
+        if prefer in peers:
+            peers.remove(prefer)
+            peers.insert(0, prefer)
+        for p in peers:
+            try:
+                resp = await self._call(p, "retainer_copy", timeout=30.0)
+            except (NodeDown, RuntimeError):
+                continue
+            if resp.get("enabled") and resp.get("records") is not None:
+                records = resp["records"]
+                self.log("info", "msg: retainer_table_copied, from: %s, count: %d" % (p, len(records)))
+                break
+        if records is None:
+            # mria:join deleted the local schema; otherwise mnesia reads the local disc copy (a ram copy
+            # has none, unless the table was disc_copies before: change_table_copy_type after loading)
+            records = [] if joined else (ret.read_disc() or [])
+        ret.finish_load(records)
 
     # ------------------------------------------------------------------ forwarding
     def forward(self, msg):
@@ -657,8 +726,11 @@ class ClusterManager:
         if remote.get("cluster_id") != self.state["cluster_id"]:
             return {"cluster_id": self.state["cluster_id"]}
         self.merge(remote)
-        if sender in self.peers() and sender not in self.up and sender in self.kicks:
-            self.kicks[sender].set()   # it is back: reconnect now
+        if sender in self.peers() and sender not in self.up:
+            # an Erlang dist connection is symmetric: the peer that reached us is up for us too
+            self._mark_up(sender)
+            if sender in self.kicks:
+                self.kicks[sender].set()   # it is back: reconnect now
         return {"cluster_id": self.state["cluster_id"], "state": self.export()}
 
     def push_soon(self):
@@ -746,6 +818,7 @@ class ClusterManager:
                 self.sync_links()
                 self.member_guid = _new_guid()   # mria restarted to join
                 self.log("warning", "joined cluster %s via %s" % (self.conf["cluster"]["name"], target))
+                await self.copy_retained(prefer=target, joined=True)
                 node.after_join()
                 return "ok"
             finally:
@@ -774,6 +847,8 @@ class ClusterManager:
         for p in self.peers():
             self._mark_down(p, quiet=True)
         self._reset_standalone("left the cluster")
+        if self.node.retainer is not None:
+            self.node.retainer.clear()    # mria:leave deletes the schema: tables start empty
         self.member_guid = _new_guid()   # mria:leave restarts mria
         self.save()
         self.sync_links()

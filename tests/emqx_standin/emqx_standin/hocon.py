@@ -93,6 +93,45 @@ def _unescape(raw, err):
     return "".join(out)
 
 
+def _unindent(chars):
+    """hocon_scanner.xrl unindent/1: a triple-quoted string that starts with `~` + newline has its
+    lines' common indentation removed; a last line ending in `~` loses the `~`."""
+    if chars.startswith("~\r\n"):
+        chars = chars[3:]
+    elif chars.startswith("~\n"):
+        chars = chars[2:]
+    else:
+        return chars
+    lines = chars.split("\n")
+    if lines[-1].endswith("~"):
+        lines[-1] = lines[-1][:-1]
+
+    def level(line):
+        if line in ("", "\r"):
+            return None
+        return len(line) - len(line.lstrip(" "))
+    if len(lines) == 1:
+        indent = level(lines[0]) or 0
+    else:
+        last = lines[-1]
+        found = [x for x in (level(x) for x in lines[:-1]) if x is not None]
+        mn = min(found) if found else 0
+        if last != "" and all(ch == " " for ch in last):
+            indent = mn
+        else:
+            lv = level(last)
+            indent = mn if lv is None else min(lv, mn)   # erlang: min(ignore, N) is N (atom > number)
+
+    def trim(line):
+        if line in ("", "\r"):
+            return line
+        k = 0
+        while k < indent and k < len(line) and line[k] == " ":
+            k += 1
+        return line[k:]
+    return "\n".join(trim(x) for x in lines)
+
+
 class _Tok:
     __slots__ = ("kind", "value", "line", "ws_before", "raw")
 
@@ -153,7 +192,7 @@ def _lex(text, filename=None):
             while end + 3 < n and text[end + 3] == '"':
                 end += 1
             raw = text[i + 3:end]
-            toks.append(_Tok("qstring", raw, line, ws))
+            toks.append(_Tok("qstring", _unindent(raw), line, ws))
             line += sum(raw.count(x) for x in "\n")
             ws = ""
             i = end + 3
@@ -638,3 +677,132 @@ def parse_value(text, env=None):
         raise HoconError("trailing input after value")
     wrapper = {"v": v}
     return resolve(wrapper, env)["v"]
+
+
+# ---------------------------------------------------------------------------------------------
+# hocon 0.44.0 src/hocon_pp.erl do/2: the HOCON text EMQX writes (cluster.hocon, a backup's META.hocon
+# and cluster.hocon). The root map has no braces; map fields are sorted by key; `key = value` or
+# `key {...}`; 2-space indentation; a map with fewer than 3 fields of numbers/atoms/simple short
+# strings on one line; strings quoted unless "simple"; strings needing escapes as triple-quoted.
+
+_PP_SIMPLE = re.compile(r'[^$"{}\[\]:=,+#`^?!@*& \\\n.\-]*')
+_PP_UNQUOTED = re.compile(r"[A-Za-z][A-Za-z0-9_.@%\-|]*")
+_PP_KEY = re.compile(r"[a-zA-Z]+[A-Za-z0-9\-_]*")
+_PP_ESC = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\f": "\\f", "\b": "\\b", "\x1b": "\\e",
+           "\x7f": "\\d", '"': '\\"', "\\": "\\\\"}
+
+
+def _pp_latin1_printable(s):
+    return all(c in "\n\r\t\v\b\f\x1b" or 32 <= ord(c) <= 126 or 160 <= ord(c) <= 255 for c in s)
+
+
+def _pp_is_simple(s):
+    if s[:1].isdigit():
+        return False
+    return bool(_PP_SIMPLE.fullmatch(s))
+
+
+def _pp_erl_quote(s):
+    """io_lib:format("~0p", [S]) of a printable latin-1 string."""
+    out = []
+    for c in s:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c in _PP_ESC and c not in '"\\':
+            out.append(_PP_ESC[c])
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def _pp_str(s, indent):
+    if '"""' not in s and any(c in _PP_ESC for c in s):
+        if "\n" in s or s.startswith('"') or s.endswith('"'):
+            lines = s.split("\n")
+            body = []
+            for i, line in enumerate(lines):
+                last = i == len(lines) - 1
+                if last and line in ("", "\r"):
+                    body.append(" " * indent)
+                elif last:
+                    body.append(" " * (indent + 2) + line)
+                elif line in ("", "\r"):
+                    body.append(line + "\n")
+                else:
+                    body.append(" " * (indent + 2) + line + "\n")
+            return '"""~\n' + "".join(body) + '~"""'
+        return '"""' + s + '"""'
+    if _pp_latin1_printable(s):
+        # is_to_quote_str/1: unquoted only when hocon_scanner reads it back as one unquoted string
+        # (Unquoted = {Letter}[A-Za-z0-9_.@%-|]*, not a bool/null/include) and it is "simple"
+        simple = bool(_PP_UNQUOTED.fullmatch(s)) and _pp_is_simple(s) and \
+            s not in ("true", "false", "null", "include")
+        return s if simple else _pp_erl_quote(s)
+    return '"' + "".join(_PP_ESC.get(c, c) for c in s) + '"'
+
+
+def _pp_scalar(v, indent):
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        text = ("%.6f" % v).rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    if isinstance(v, bytes):
+        v = v.decode("utf-8")
+    return _pp_str(str(v), indent)
+
+
+def _pp_key(k):
+    k = str(k)
+    if k != "null" and _pp_latin1_printable(k) and _PP_KEY.fullmatch(k):
+        return k
+    return '"' + "".join(_PP_ESC.get(c, c) for c in k) + '"'
+
+
+def _pp_oneliner(v):
+    if isinstance(v, list):
+        return all(isinstance(x, (int, float)) and not isinstance(x, bool) or x is None or isinstance(x, bool)
+                   or (isinstance(x, str) and len(x.encode()) <= 40 and _pp_is_simple(x)) for x in v)
+    if isinstance(v, dict):
+        return len(v) < 3 and _pp_oneliner(list(v.values()))
+    return False
+
+
+def _pp_value(v, indent, obj_nl=True):
+    if isinstance(v, dict):
+        if _pp_oneliner(v):
+            text = "{" + ", ".join(_pp_field(k, x, indent) for k, x in _pp_items(v)) + "}"
+        else:
+            text = "{\n" + "".join(" " * (indent + 2) + _pp_field(k, x, indent + 2) + "\n"
+                                   for k, x in _pp_items(v)) + " " * indent + "}"
+        return text + ("\n" if obj_nl else "")
+    if isinstance(v, list):
+        if not v:
+            return "[]"
+        if _pp_oneliner(v):
+            return "[" + ", ".join(_pp_value(x, indent) for x in v) + "]"
+        inner = ",".join("\n" + " " * (indent + 2) + _pp_value(x, indent + 2, obj_nl=False) for x in v)
+        return "[" + inner + "\n" + " " * indent + "]"
+    return _pp_scalar(v, indent)
+
+
+def _pp_items(m):
+    return sorted(((str(k), x) for k, x in m.items()), key=lambda kv: kv[0].encode("utf-8"))
+
+
+def _pp_field(k, v, indent):
+    if isinstance(v, dict):
+        return _pp_key(k) + " " + _pp_value(v, indent)
+    return _pp_key(k) + " = " + _pp_value(v, indent)
+
+
+def pp(root):
+    """hocon_pp:do(Map, #{}) joined: one line per field of the root map, "\\n"-terminated, no empty lines."""
+    text = "".join(_pp_field(k, v, 0) + "\n" for k, v in _pp_items(root))
+    return "".join(line + "\n" for line in text.split("\n") if line != "")

@@ -191,6 +191,8 @@ CLIENTS_USAGE = [
 ALL_USAGE = [("status", "Show broker status")] + CLUSTER_USAGE + ADMINS_USAGE + CLIENTS_USAGE + [
     ("listeners", "List listeners"),
     ("broker", "Show broker version, uptime and description"),
+    ("data import <File>", "Import data from the specified tar archive file"),
+    ("data export [--root-keys key1,key2,key3] [--table-sets set1,set2,set3] [--dir out_dir]", "Export data"),
 ]
 
 
@@ -211,6 +213,7 @@ class Node:
         self.cluster = None
         self.authn = None
         self.authz = None
+        self.retainer = None
         self.api = None
         self.started_at = time.time()
         self._stop = None
@@ -299,9 +302,14 @@ class Node:
         self._load_bootstrap_keys()
         self._init_access_control()
         from .broker import Broker
+        from .retainer import Retainer
         self.broker = Broker(self.name, self.broker_listeners(), self.broker_mqtt(), self.cluster.forward, self.log)
         self.broker.authn = self.authn
         self.broker.authz = self.authz
+        # emqx_retainer: the emqx_retainer_message table, cluster-wide (loaded in cluster.start())
+        self.retainer = Retainer(conf["retainer"], self.log, disc_dir=self.cluster.state_dir)
+        self.retainer.replicate = self.cluster.replicate_retained
+        self.broker.retainer = self.retainer
         try:
             await self.broker.start()
         except Exception as e:
@@ -316,8 +324,23 @@ class Node:
             await self.cluster.start()
         except RuntimeError as e:
             raise BootError(str(e))
+        if self.retainer.enabled and self.retainer.clear_interval > 0:
+            self._retainer_gc = asyncio.ensure_future(self._retainer_gc_loop())
+
+    async def _retainer_gc_loop(self):
+        """emqx_retainer: every msg_clear_interval start emqx_retainer_gc, which does the work only on the
+        first of the sorted running core nodes (is_responsible/0)."""
+        while True:
+            await asyncio.sleep(self.retainer.clear_interval / 1000.0)
+            if self.cluster and self.cluster.running_nodes()[0] == self.name:
+                complete, n = self.retainer.clear_expired(limit=self.retainer.clear_limit)
+                self.log("debug", "msg: emqx_retainer_cleared_expired, complete: %s, n_cleared: %d"
+                         % ("true" if complete else "false", n))
 
     async def _shutdown(self):
+        gc = getattr(self, "_retainer_gc", None)
+        if gc is not None:
+            gc.cancel()
         if self.api:
             try:
                 await self.api.stop()
@@ -330,6 +353,8 @@ class Node:
                 await self.broker.stop()
             except Exception:
                 pass
+        if self.retainer:
+            self.retainer.close()
 
     def _write_vm_args(self):
         cfg_dir = os.path.join(self.data_dir, "configs")
@@ -537,6 +562,15 @@ class Node:
             if r == "ignore":
                 return {"result": "ignore"}
             return {"result": "error", "reason": r[1]}
+        if op == "retainer_copy":   # a peer that starts or joins loads the table from this node
+            r = self.retainer
+            if r is None or not r.enabled or r.loading:
+                return {"enabled": False, "records": None}
+            return {"enabled": True, "records": r.dump()}
+        if op == "conf_update":   # emqx_conf:update/3 from another node (cluster-wide config change)
+            from .backup import write_cluster_hocon
+            write_cluster_hocon(self, req["root"], req["value"])
+            return {"result": "ok"}
         if op == "node_info":
             return {"info": self.node_info()}
         if op == "clients":
@@ -577,6 +611,8 @@ class Node:
             return out, (1 if failed and _vsn() >= (5, 10) else 0)
         if cmd == "admins":
             return self.ctl_admins(rest), 0
+        if cmd == "retainer":
+            return self.ctl_retainer(rest), 0
         if cmd == "clients":
             return self.ctl_clients(rest), 0
         if cmd == "broker":
@@ -585,9 +621,23 @@ class Node:
                     % (VERSION, time.strftime("%Y-%m-%dT%H:%M:%S%z"), up)), 0
         if cmd == "listeners":
             return self.ctl_listeners(), 0
+        if cmd == "data":
+            return await self.ctl_data(rest)
         if cmd == "license" and EDITION == "enterprise":
             return self.ctl_license(rest), 0
         return usage(ALL_USAGE), 1
+
+    async def ctl_data(self, args):
+        """emqx_mgmt_cli:data/1 (see backup.py)."""
+        from .backup import USAGE, DataBackup, format_usage
+        b = DataBackup(self)
+        if args[:1] == ["export"]:
+            rc = await b.export(args[1:])
+        elif len(args) == 2 and args[0] == "import":
+            rc = await b.import_local(args[1])
+        else:
+            return format_usage(USAGE), 0
+        return "".join(b.out), rc
 
     def ctl_license(self, args):
         """Enterprise: `license update KEY` stores the key in data/configs/cluster.hocon (any key other
@@ -676,6 +726,34 @@ class Node:
         if self.api:
             self.api.drop_tokens(username)
         return None
+
+    def ctl_retainer(self, args):
+        """emqx_retainer_cli:retainer/1 (info, topics [Start Len]; clean and reindex are not in the stand-in).
+        `topics` prints the count, then the topics of page Start of Len messages (emqx_retainer:page_read):
+        the stand-in pages its topics sorted, Mnesia in its table order."""
+        from .backup import format_usage
+        r = self.retainer
+        if args in (["info"], ["topics"]) or (len(args) == 3 and args[0] == "topics"
+                                             and all(a.isdigit() for a in args[1:])):
+            if r is None or not r.enabled:
+                return "Retainer is not enabled\n"
+            out = "Number of retained messages: %d\n" % r.count()
+            if args[0] == "topics":
+                start, size = (int(args[1]), int(args[2])) if len(args) == 3 else (1, 1000)
+                now = time.time() * 1000
+                live = sorted(t for t, (_m, exp) in list(r.table.items()) if exp == 0 or exp > now)
+                out += "".join("%s\n" % t for t in live[(start - 1) * size:start * size])
+            return out
+        return format_usage([
+            ("retainer info", "Show the count of retained messages"),
+            ("retainer topics", "Same as retainer topic 1 1000"),
+            ("retainer topics <Start> <Limit>", "Show topics of retained messages by the specified range"),
+            ("retainer clean", "Clean all retained messages"),
+            ("retainer clean <Topic>", "Clean retained messages by the specified topic filter"),
+            ("retainer reindex status", "Show reindex status.\nOnly available for built-in backend."),
+            ("retainer reindex start [force]", "Generate new retainer topic indices from config settings.\n"
+             "Pass true as <Force> to ignore previously started reindexing.\nOnly available for built-in backend."),
+        ])
 
     def ctl_admins(self, args):
         """emqx_dashboard_cli:admins/1: failures print `Error: <reason>` and exit 0."""

@@ -1114,6 +1114,47 @@ SYSMON = Obj({"vm": F(ANY), "os": F(ANY), "top": F(ANY),
               "mnesia_tm_mailbox_size_alarm_threshold": F(Int(1), 500),
               "broker_pool_mailbox_size_alarm_threshold": F(Int(1), 500)})
 
+# apps/emqx_retainer/src/emqx_retainer_schema.erl at v5.8.9: fields("retainer"), fields(mnesia_config);
+# validate_backends_enabled/1 wants exactly one enabled backend (built-in or external)
+RETAINER_BACKEND = Obj({
+    "type": F(Enum("built_in_database"), "built_in_database"),
+    "storage_type": F(Enum("ram", "disc"), "ram"),
+    "max_retained_messages": F(Int(0), 0),
+    "index_specs": F(ANY, [[1, 2, 3], [1, 3], [2, 3], [3]]),
+    "enable": F(BOOL, True),
+})
+
+
+class RetainerObj(Obj):
+    def __call__(self, v, path):
+        if isinstance(v, dict):
+            backend = v.get("backend") if isinstance(v.get("backend"), dict) else {}
+            externals = v.get("external_backends") if isinstance(v.get("external_backends"), dict) else {}
+            enabled = [b for b in [backend] + list(externals.values())
+                       if isinstance(b, dict) and BOOL(b.get("enable", True), path) is True]
+            if len(enabled) > 1:
+                raise ConfigError(path, "multiple_enabled_backends")
+            if not enabled:
+                raise ConfigError(path, "no_enabled_backend")
+        return super().__call__(v, path)
+
+
+RETAINER = RetainerObj({
+    "enable": F(BOOL, True),
+    "msg_expiry_interval": F(DUR, "0s"),
+    "msg_expiry_interval_override": F(Duration(allow_disabled=True), "disabled"),
+    "allow_never_expire": F(BOOL, True),
+    "msg_clear_interval": F(DUR, "0s"),
+    "msg_clear_limit": F(Int(1), 50000),
+    "flow_control": F(ANY, {}),
+    "max_payload_size": F(Bytesize(), "1MB"),
+    "stop_publish_clear_msg": F(BOOL, False),
+    "delivery_rate": F(ANY, "1000/s"),
+    "max_publish_rate": F(ANY, "1000/s"),
+    "backend": F(RETAINER_BACKEND),
+    "external_backends": F(ANY, {}),
+}, aliases={"deliver_rate": "delivery_rate"})
+
 # Every root of the EMQX 5.8.9 open-source schema: emqx_conf_schema:roots/0 = emqx_schema:roots(high)
 # (listeners, mqtt, zones, plus `authorization` and `authentication` injected by emqx_auth) ++ node,
 # cluster, log, rpc ++ emqx_schema:roots(medium) ++ roots(low) ++ the roots of the ce MERGED_CONFIGS
@@ -1150,6 +1191,7 @@ CHECKED_ROOTS = {
     "authorization": F(AUTHORIZATION),
     "force_shutdown": F(FORCE_SHUTDOWN),
     "sysmon": F(SYSMON),
+    "retainer": F(RETAINER),
 }
 
 

@@ -1166,13 +1166,19 @@ def test_forward_and_deliver_remote(broker, paho):
                                          origin_node="emqx@10.0.0.2"))
     m = s.get()
     assert m is not None and (m.topic, m.payload, m.qos) == ("cl/remote", b"R", 2)
-    # remote retained: stored, delivered to a late subscriber, cleared by an empty remote retained
+    # a forwarded retained message is delivered but NOT stored here: EMQX runs the retainer's
+    # `message.publish` hook on the publishing node only and replicates the table through mria
+    # (the stand-in: retainer `write`/`delete` ops, applied with Retainer.apply_remote)
     broker.call(broker.broker.deliver_remote, Message("cl/ret", b"RR", 1, True, {}, "emqx@10.0.0.2"))
+    assert broker.call(broker.broker.retained_count) == 0
+    r = broker.broker.retainer
+    stored = Message("cl/ret", b"RR", 1, True, {}, "emqx@10.0.0.2")
+    broker.call(r.apply_remote, {"t": "retainer", "op": "write", "msg": stored.to_wire(), "expiry": 0})
     late = paho(port, "cl-late")
     late.sub("cl/ret", 1)
     m = late.get()
     assert m is not None and m.payload == b"RR" and m.retain
-    broker.call(broker.broker.deliver_remote, Message("cl/ret", b"", 1, True, {}, "emqx@10.0.0.2"))
+    broker.call(r.apply_remote, {"t": "retainer", "op": "delete", "topic": "cl/ret"})
     assert broker.call(broker.broker.retained_count) == 0
     time.sleep(0.2)
     assert len(broker.forwarded) == 1

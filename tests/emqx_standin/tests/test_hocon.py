@@ -121,3 +121,20 @@ def test_env_style_values():
     assert parse_value("{a = 1}") == {"a": 1}
     with pytest.raises(HoconError):
         parse_value("0.0.0.0:1883")
+
+
+def test_triple_quoted_unindent_and_hocon_pp_round_trip():
+    # hocon_scanner.xrl unindent/1: """~ ... ~""" drops the common indentation and the `~` lines
+    assert hocon.parse('a = """~\n    x\n      y\n  ~"""\n') == {"a": "x\n  y\n"}
+    assert hocon.parse('a = """~\n  x\n  y~"""') == {"a": "x\ny"}
+    assert hocon.parse('a = """ plain """') == {"a": " plain "}
+    # hocon_pp:do/2: sorted keys, unquoted only what the scanner reads back as one unquoted string,
+    # short maps/lists of simple values on one line, escaped strings triple-quoted
+    doc = {"version": "5.8.9", "edition": "ce", "b": {"path": "/mqtt", "flag": True, "n": 2},
+           "l": ["a", "b"], "m": [{"k": "v"}], "r": {"rules": "{allow, all}.\n"}, "e": "", "t": "true"}
+    text = hocon.pp(doc)
+    assert text == ('b {\n  flag = true\n  n = 2\n  path = "/mqtt"\n}\n'
+                    'e = ""\nedition = ce\nl = [a, b]\nm = [\n  {k = v}\n]\n'
+                    'r {\n  rules = """~\n    {allow, all}.\n  ~"""\n}\n'
+                    't = "true"\nversion = "5.8.9"\n')
+    assert hocon.parse(text) == doc

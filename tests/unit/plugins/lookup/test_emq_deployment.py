@@ -57,6 +57,9 @@ DEFAULTS = {
                            'ssl': {'enable': False, 'bind': '0.0.0.0:8883'}, 'wss': {'enable': False, 'bind': '0.0.0.0:8084'}},
     'emq_node_dashboard_bind': '{{ emq_node_cluster_address }}:18083',
     'emq_node_authz_topic_prefix': 'devices',
+    'emq_node_data_dir': '/var/lib/emqx',
+    'emq_node_secrets_dir': '/etc/emqx-secrets',
+    'emq_node_api_key_file': '/etc/emqx-secrets/api_keys',
     'emq_cluster_cli_path': '/usr/bin/emqx',
     '_lb_common_backend_group': 'emq_nodes',
     '_lb_common_tls_lab_ca_dir': '{{ inventory_dir }}/.lab-ca',
@@ -327,6 +330,9 @@ def test_the_lookup_reads_the_real_role_defaults(run_lookup):
     assert node['dashboard_port'] == shape.bind_port(emq_node['emq_node_dashboard_bind'])
     assert node['cli_path'] == emq_cluster['emq_cluster_cli_path']
     assert node['authz_topic_prefix'] == emq_node['emq_node_authz_topic_prefix']
+    assert node['data_dir'] == emq_node['emq_node_data_dir']
+    assert node['secrets_dir'] == emq_node['emq_node_secrets_dir']
+    assert node['api_key_file'] == emq_node['emq_node_api_key_file'].replace('{{ emq_node_secrets_dir }}', node['secrets_dir'])
     hlb, nlb = d['lb_by_host']['lb-1'], d['lb_by_host']['lb-2']
     assert hlb['address'] == '192.168.0.10'
     assert hlb['mqtts_port'] == haproxy['haproxy_lb_mqtts_port']
@@ -391,6 +397,10 @@ def test_backend_names_are_the_roles():
     for name, port in shape.BACKENDS:
         assert re.search(r'^backend %s$' % name, haproxy_cfg, re.M), name
         assert "'name': '%s', 'port': nginx_lb_backend_%s_port" % (name, port) in upstreams
+
+
+def test_the_conf_dir_is_emq_nodes():
+    assert _role_yaml('emq_node', 'vars')['_emq_node_conf_dir'] == shape.EMQX_CONF_DIR
 
 
 def test_server_name_characters_are_lb_common():

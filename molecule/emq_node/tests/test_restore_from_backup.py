@@ -21,7 +21,8 @@ SCENARIO = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", pathlib.Pa
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", SCENARIO.parents[1]))
 ADDR = "172.30.1.11"
 API = "http://%s:18083/api/v5" % ADDR
-OPS_USER, OPS_PASSWORD = "restore-ops", "Restore-ops-pw-7c1e"
+# EMQX takes letters, digits and underscores in a dashboard user name (emqx_dashboard_admin:legal_username/1).
+OPS_USER, OPS_PASSWORD = "restore_ops", "Restore-ops-pw-7c1e"
 RETAINED = ["molecule/backup/%d" % n for n in range(5)]
 
 
@@ -70,7 +71,7 @@ def _retained():
 @pytest.fixture(scope="module")
 def made_by_hand():
     host = _host()
-    host.check_output("emqx ctl admins add %s %s 'made by hand'" % (OPS_USER, OPS_PASSWORD))
+    assert host.check_output("emqx ctl admins add %s %s 'made by hand'" % (OPS_USER, OPS_PASSWORD)) == "ok"
     token = _login(OPS_USER, OPS_PASSWORD)
     assert token, "the hand-made dashboard user cannot log in"
     status, key = _call("POST", "/api_key", {"name": "restore-key", "desc": "made by hand", "enable": True,

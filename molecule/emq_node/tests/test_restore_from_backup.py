@@ -31,11 +31,13 @@ def _host():
 
 
 def _playbook(path, *args):
-    """ansible-playbook on the scenario's inventory, with the day-2 inputs test_emq_node.py put in force."""
+    """ansible-playbook on the scenario's inventory, with the inputs test_emq_node.py put in force last (its
+    day-2 inputs, then the third dashboard password it leaves the node with)."""
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
-    day2 = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "day2-vars.yml"
-    if day2.exists():
-        cmd += ["-e", "@%s" % day2]
+    for name in ("day2-vars.yml", "third-password.yml"):
+        path = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / name
+        if path.exists():
+            cmd += ["-e", "@%s" % path]
     cmd += list(args) + [str(path)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
                          env=dict(os.environ, ANSIBLE_LOG_PATH="", ANSIBLE_FORCE_COLOR="false"))

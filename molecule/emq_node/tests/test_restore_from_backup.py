@@ -35,9 +35,9 @@ def _playbook(path, *args):
     day-2 inputs, then the third dashboard password it leaves the node with)."""
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     for name in ("day2-vars.yml", "third-password.yml"):
-        path = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / name
-        if path.exists():
-            cmd += ["-e", "@%s" % path]
+        inputs = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / name
+        if inputs.exists():
+            cmd += ["-e", "@%s" % inputs]
     cmd += list(args) + [str(path)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
                          env=dict(os.environ, ANSIBLE_LOG_PATH="", ANSIBLE_FORCE_COLOR="false"))

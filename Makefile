@@ -46,9 +46,11 @@ help:
 	@echo "make standin               build the offline EMQX stand-in package the scenarios install"
 
 test: venv host lint sanity units pytest build
+	@rm -f tests/output/site-figures.txt
 	@for s in $(SCENARIOS); do \
 	  case $$s in *+*) EMQ_CLUSTER_DISCOVERY=$${s#*+} $(MAKE) --no-print-directory molecule SCENARIO=$${s%%+*};; \
 	  *) $(MAKE) --no-print-directory molecule SCENARIO=$$s;; esac; done
+	@if [ -f tests/output/site-figures.txt ]; then echo "==> figures measured by the site scenario:"; cat tests/output/site-figures.txt; fi
 	@echo "make test: all gates passed"
 
 # ---- set-up (idempotent) -------------------------------------------------------------------

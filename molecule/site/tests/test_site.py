@@ -211,9 +211,8 @@ def _assert_one_at_a_time(before, since):
 def _probes(request, what, probes):
     # Written past pytest's capture, so the figures are in the log of a passing run too.
     for lb, probe in probes.items():
-        request.config.pluginmanager.getplugin("terminalreporter").write_line(
-            "%s through %s, a new device every 0.2 s: %d connects, %d failed: %s"
-            % (what, lb, len(probe.results), len(probe.failures()), probe.failures()))
+        _report(request, "%s through %s, a new device every 0.2 s: %d connects, %d failed: %s"
+                % (what, lb, len(probe.results), len(probe.failures()), probe.failures()))
     for lb, probe in probes.items():
         assert len(probe.results) >= 50, "the probe through %s hardly ran: %s" % (lb, probe.results)
         assert probe.failures() == [], "failed connects through %s: %s" % (lb, probe.failures())
@@ -241,8 +240,15 @@ def _retained_seen(lb, wait=1.5):
         device.close()
 
 
+FIGURES = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / "tests" / "output" / "site-figures.txt"
+
+
 def _report(request, line):
-    # Written past pytest's capture, so the figures are in the log of a passing run too.
+    """A measured figure: into tests/output/site-figures.txt (make test prints it after the scenario) and
+    past pytest's capture."""
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES.open("a", encoding="utf-8") as fh:
+        fh.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), line))
     request.config.pluginmanager.getplugin("terminalreporter").write_line(line)
 
 

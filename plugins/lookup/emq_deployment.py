@@ -190,8 +190,9 @@ _raw:
           elements: dict
         nginx_servers:
           description:
-            - The node's upstream server lines on every NGINX load balancer, each C({lb, config, service, server}); C(config) is the file
-              nginx_lb writes and C(service) its systemd service, where each of the node's lines ends with C(# <server>) (the roles mark it C(down) to drain the node).
+            - The node's upstream server lines on every NGINX load balancer, each C({lb, config, service, server}).
+            - C(config) is the file nginx_lb writes, where each of the node's lines ends with C(# <server>) (the roles mark
+              it C(down) to drain the node); C(service) is NGINX's systemd service.
           type: list
           elements: dict
     lbs:

@@ -1,0 +1,183 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright (c) iothub.emq contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+DOCUMENTATION = r"""
+module: host_probe
+short_description: Read, in one call, the packages, files and paths a role needs to know about a host
+version_added: 0.3.0
+description:
+  - Reads everything a role asks about the host at one stage of its run in a single module call, instead of one
+    task per C(package_facts), C(slurp) and C(stat): the installed version of each package of O(packages), the text
+    of each file of O(read), and whether each path of O(exists) exists.
+  - It never changes anything, and runs the same in check mode.
+  - A file that does not exist, or cannot be read, is returned as V(null) in RV(files) (with the reason in
+    RV(unreadable)); the module does not fail for it. A file larger than O(max_bytes) is an error.
+  - Package versions come from C(dpkg-query) (Debian and Ubuntu, the platforms of the roles). On a host without
+    C(dpkg-query) every package is reported as not installed.
+author:
+  - iothub.emq maintainers (@iothub)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module only reads; it reads the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+options:
+  packages:
+    description:
+      - Names of packages whose installed version to report.
+    type: list
+    elements: str
+    default: []
+  read:
+    description:
+      - Absolute paths of text files to read (for example under C(/proc), or a file the role wrote on an earlier run).
+      - Give the task C(no_log) when one of them holds a secret.
+    type: list
+    elements: path
+    default: []
+  exists:
+    description:
+      - Absolute paths to look for (files, directories or links, which are followed).
+    type: list
+    elements: path
+    default: []
+  max_bytes:
+    description:
+      - The largest file of O(read) to return; a larger one fails the module (it is not what a role means to read).
+    type: int
+    default: 1048576
+notes:
+  - Text is decoded as UTF-8, with bytes that are not UTF-8 replaced.
+"""
+
+EXAMPLES = r"""
+- name: Read what the node has now
+  iothub.emq.host_probe:
+    packages: [emqx]
+    read:
+      - /proc/sys/fs/nr_open
+      - /etc/emqx-secrets/first-boot.json
+    exists:
+      - /etc/emqx/emqx.conf.last-good
+  register: __probe
+  no_log: true  # first-boot.json holds a password
+
+- name: Use it
+  ansible.builtin.debug:
+    msg: >-
+      emqx {{ __probe.packages.emqx or 'is not installed' }},
+      nr_open {{ __probe.files['/proc/sys/fs/nr_open'] | trim }},
+      last good configuration: {{ __probe.exists['/etc/emqx/emqx.conf.last-good'] }}
+"""
+
+RETURN = r"""
+packages:
+  description: Each package of O(packages) and its installed version, or V(null) when it is not installed.
+  returned: always
+  type: dict
+  sample: {"emqx": "5.8.9", "nftables": null}
+files:
+  description: Each path of O(read) and its text, or V(null) when it does not exist or cannot be read.
+  returned: always
+  type: dict
+  sample: {"/proc/sys/fs/nr_open": "1048576\n"}
+unreadable:
+  description: Each path of O(read) that could not be read, with the reason (for example C(does not exist)).
+  returned: always
+  type: dict
+  sample: {"/etc/emqx-secrets/authn-users.json": "does not exist"}
+exists:
+  description: Each path of O(exists) and whether it exists.
+  returned: always
+  type: dict
+  sample: {"/etc/emqx/emqx.conf.last-good": true}
+"""
+
+import errno
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+# dpkg-query prints "<Package>\t<db:Status-Status>\t<Version>" for each name it knows.
+DPKG_FORMAT = '${Package}\\t${db:Status-Status}\\t${Version}\\n'
+
+
+def parse_dpkg(output, names):
+    """Installed version of each name from dpkg-query output (None: not installed, or not known to dpkg)."""
+    versions = dict((name, None) for name in names)
+    for line in output.splitlines():
+        fields = line.split('\t')
+        if len(fields) != 3:
+            continue
+        package, status, version = fields
+        # A multi-arch package is printed as name:arch by some dpkg versions.
+        package = package.split(':', 1)[0]
+        if package in versions and status == 'installed' and version:
+            versions[package] = version
+    return versions
+
+
+def read_text(path, max_bytes):
+    """(text, None) or (None, reason); raises ValueError for a file larger than max_bytes."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read(max_bytes + 1)
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None, 'does not exist'
+        return None, exc.strerror or str(exc)
+    if len(data) > max_bytes:
+        raise ValueError('%s is larger than max_bytes (%d)' % (path, max_bytes))
+    return data.decode('utf-8', errors='replace'), None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            packages=dict(type='list', elements='str', default=[]),
+            read=dict(type='list', elements='path', default=[]),
+            exists=dict(type='list', elements='path', default=[]),
+            max_bytes=dict(type='int', default=1048576),
+        ),
+        supports_check_mode=True,
+    )
+    names = module.params['packages']
+    packages = dict((name, None) for name in names)
+    if names:
+        dpkg_query = module.get_bin_path('dpkg-query')
+        if dpkg_query:
+            # Exit 1 only means some name is unknown to dpkg: the others are still printed.
+            rc, out, err = module.run_command([dpkg_query, '-W', '-f', DPKG_FORMAT] + names)
+            if rc not in (0, 1):
+                module.fail_json(msg='dpkg-query failed (%d): %s' % (rc, err.strip()))
+            packages = parse_dpkg(out, names)
+
+    files, unreadable = {}, {}
+    for path in module.params['read']:
+        try:
+            files[path], reason = read_text(path, module.params['max_bytes'])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+        if reason:
+            unreadable[path] = reason
+
+    exists = dict((path, os.path.exists(path)) for path in module.params['exists'])
+    module.exit_json(changed=False, packages=packages, files=files, unreadable=unreadable, exists=exists)
+
+
+if __name__ == '__main__':
+    main()

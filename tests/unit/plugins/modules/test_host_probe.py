@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+
+# Copyright (c) iothub.emq contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""host_probe on canned dpkg-query output (run_command is mocked) and on real files in a temporary directory."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible_collections.iothub.emq.plugins.modules import host_probe
+
+# What Debian 12's dpkg-query -W -f '${Package}\t${db:Status-Status}\t${Version}\n' prints: one package installed,
+# one removed with its configuration kept, and an error on stderr for a name dpkg has never seen (exit 1).
+DPKG_OUT = 'emqx\tinstalled\t5.8.9\nnginx\tconfig-files\t1.22.1-9\nlibnginx-mod-stream:amd64\tinstalled\t1.22.1-9\n'
+DPKG_ERR = 'dpkg-query: no packages found matching haproxy\n'
+
+
+def test_parse_dpkg_keeps_installed_packages_only():
+    versions = host_probe.parse_dpkg(DPKG_OUT, ['emqx', 'nginx', 'libnginx-mod-stream', 'haproxy'])
+    assert versions == {'emqx': '5.8.9', 'nginx': None, 'libnginx-mod-stream': '1.22.1-9', 'haproxy': None}
+
+
+def test_parse_dpkg_ignores_lines_it_does_not_know():
+    assert host_probe.parse_dpkg('garbage\nemqx\tinstalled\n\nother\tinstalled\t1\n', ['emqx']) == {'emqx': None}
+
+
+def test_read_text(tmp_path):
+    (tmp_path / 'a').write_bytes(b'1048576\n')
+    (tmp_path / 'b').write_bytes(b'caf\xe9')
+    assert host_probe.read_text(str(tmp_path / 'a'), 100) == ('1048576\n', None)
+    assert host_probe.read_text(str(tmp_path / 'b'), 100) == ('caf\ufffd', None)
+    assert host_probe.read_text(str(tmp_path / 'missing'), 100) == (None, 'does not exist')
+    with pytest.raises(ValueError, match='larger than max_bytes'):
+        host_probe.read_text(str(tmp_path / 'a'), 4)
+
+
+@pytest.fixture
+def probe(run_module, tmp_path):
+    """probe(args, dpkg=(rc, out, err), check_mode=False) -> (result, commands run)."""
+
+    def run(args, dpkg=(0, '', ''), check_mode=False):
+        calls = []
+
+        def fake(cmd, check_rc=False, **kwargs):
+            assert isinstance(cmd, list) and not kwargs.get('use_unsafe_shell')
+            calls.append(cmd)
+            return dpkg
+
+        with mock.patch.object(basic.AnsibleModule, 'get_bin_path', return_value='/usr/bin/dpkg-query'), \
+                mock.patch.object(basic.AnsibleModule, 'run_command', side_effect=fake):
+            result = run_module(host_probe.main, args, check_mode=check_mode)
+        return result, calls
+
+    return run
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_everything_in_one_call(probe, tmp_path, check_mode):
+    (tmp_path / 'nr_open').write_text('1048576\n')
+    (tmp_path / 'dir').mkdir()
+    args = dict(packages=['emqx', 'haproxy'], read=[str(tmp_path / 'nr_open'), str(tmp_path / 'missing')],
+                exists=[str(tmp_path / 'dir'), str(tmp_path / 'nothing')])
+    result, calls = probe(args, dpkg=(1, DPKG_OUT, DPKG_ERR), check_mode=check_mode)
+    assert result['failed'] is False and result['changed'] is False
+    assert calls == [['/usr/bin/dpkg-query', '-W', '-f', host_probe.DPKG_FORMAT, 'emqx', 'haproxy']]
+    assert result['packages'] == {'emqx': '5.8.9', 'haproxy': None}
+    assert result['files'] == {str(tmp_path / 'nr_open'): '1048576\n', str(tmp_path / 'missing'): None}
+    assert result['unreadable'] == {str(tmp_path / 'missing'): 'does not exist'}
+    assert result['exists'] == {str(tmp_path / 'dir'): True, str(tmp_path / 'nothing'): False}
+
+
+def test_no_packages_runs_no_command(probe, tmp_path):
+    result, calls = probe(dict(exists=[str(tmp_path)]))
+    assert calls == [] and result['packages'] == {} and result['exists'] == {str(tmp_path): True}
+
+
+def test_dpkg_query_failure_fails(probe):
+    result, _ = probe(dict(packages=['emqx']), dpkg=(2, '', 'dpkg-query: error: cannot read database\n'))
+    assert result['failed'] is True
+    assert 'dpkg-query failed (2)' in result['msg'] and 'cannot read database' in result['msg']
+
+
+def test_a_host_without_dpkg_has_no_packages(run_module):
+    with mock.patch.object(basic.AnsibleModule, 'get_bin_path', return_value=None):
+        result = run_module(host_probe.main, dict(packages=['emqx']))
+    assert result['failed'] is False and result['packages'] == {'emqx': None}
+
+
+def test_a_file_too_large_fails(probe, tmp_path):
+    (tmp_path / 'big').write_text('x' * 100)
+    result, _ = probe(dict(read=[str(tmp_path / 'big')], max_bytes=10))
+    assert result['failed'] is True and 'larger than max_bytes (10)' in result['msg']

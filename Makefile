@@ -124,10 +124,15 @@ lab: venv host standin
 lab-destroy: venv
 	scripts/lab.sh down
 
-# ---- benchmarks: figures, never pass/fail (bench/run.py; BENCH_ARGS="--only noop --rounds 3") --------
+# ---- benchmarks: figures, never pass/fail (bench/run.py) -------------------------------------------
+#   make bench                          every measure, the converge and no-op against BENCH_BASELINE
+#   make bench BENCH_ONLY=noop          one measure again (converge, noop, scaling, frontdoor, latency; comma-separated)
+#   make bench BENCH_BASELINE=none      no baseline run; BENCH_ARGS="--rounds 3" for more
+BENCH_ONLY ?=
+BENCH_BASELINE ?= bfe6cdf
 bench: venv host standin
 	@python -c 'import matplotlib' 2>/dev/null || pip install -q -r bench/requirements.txt
-	python bench/run.py $(BENCH_ARGS)
+	python bench/run.py $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) --baseline $(BENCH_BASELINE) $(BENCH_ARGS)
 
 clean:
 	rm -rf build tests/output .cache

@@ -6,9 +6,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 
 
-def _save(fig, out, name, results):
+def _save(fig, out, name, results, phase):
     m = results["machine"]
-    fig.text(0.99, 0.01, "%s · %d CPUs · %s GiB · %s" % (m["date"], m["cpus"], m["memory_gib"], m["ansible"]),
+    # The date the phase was measured (make bench BENCH_ONLY=... keeps the other phases of an earlier run).
+    date = results.get("measured", {}).get(phase, {}).get("date", m["date"])
+    fig.text(0.99, 0.01, "%s · %d CPUs · %s GiB · %s" % (date, m["cpus"], m["memory_gib"], m["ansible"]),
              ha="right", va="bottom", fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path = out / name
@@ -26,24 +28,37 @@ def _converge(results, out):
         ax.barh("site.yml", entry["seconds"], left=left, label="%s (%d tasks)" % (name.lstrip("_"), entry["tasks"]))  # matplotlib hides "_" labels
         left += entry["seconds"]
     ax.barh("floor (docker exec)", c["floor_seconds"], color="grey")
+    base = results.get("baseline")
+    title = "Cold converge of the lab against the floor: ratio %.2f" % c["ratio"]
+    if base:
+        ax.barh("baseline %s" % base["ref"], base["cold_seconds"], color="silver")
+        title += "; %.2f x the baseline" % (c["cold_seconds"] / base["cold_seconds"])
     ax.set_xlabel("seconds, cold, %d tasks" % c["tasks"])
-    ax.set_title("Cold converge of the lab against the floor: ratio %.2f" % c["ratio"])
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
-    return _save(fig, out, "converge.png", results)
+    return _save(fig, out, "converge.png", results, "converge")
 
 
 def _noop(results, out):
     names = list(results["noop"])
     values = [results["noop"][n]["median_seconds"] for n in names]
+    ratios = [results["noop"][n]["ratio_to_defaults"] for n in names]
+    colors = ["tab:green"] + ["tab:blue"] * (len(names) - 1)
+    base = results.get("baseline")
+    if base:
+        names.append("baseline %s" % base["ref"])
+        values.append(base["noop_median_seconds"])
+        ratios.append(base["noop_median_seconds"] / values[0])
+        colors.append("silver")
     fig, ax = plt.subplots(figsize=(7, 3))
-    bars = ax.bar(names, values, color=["tab:green"] + ["tab:blue"] * (len(names) - 1))
-    for bar, n in zip(bars, names):
-        ax.annotate("%.2f×" % results["noop"][n]["ratio_to_defaults"], (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+    bars = ax.bar(names, values, color=colors)
+    for bar, ratio in zip(bars, ratios):
+        ax.annotate("%.2f×" % ratio, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("seconds (median)")
     ax.set_title("No-op rerun of site.yml (changed=0), one setting changed at a time")
     ax.tick_params(axis="x", labelsize=8)
-    return _save(fig, out, "noop.png", results)
+    return _save(fig, out, "noop.png", results, "noop")
 
 
 def _scaling(results, out):
@@ -57,7 +72,7 @@ def _scaling(results, out):
     ax.set_ylim(bottom=0)
     ax.set_title("site.yml wall time by cluster size")
     ax.legend()
-    return _save(fig, out, "scaling.png", results)
+    return _save(fig, out, "scaling.png", results, "scaling")
 
 
 def _frontdoor(results, out):
@@ -74,7 +89,7 @@ def _frontdoor(results, out):
     a3.set_title("TLS handshakes + CONNACK per second", fontsize=9)
     for ax in (a1, a2, a3):
         ax.tick_params(axis="x", labelsize=7, rotation=20)
-    return _save(fig, out, "frontdoor.png", results)
+    return _save(fig, out, "frontdoor.png", results, "frontdoor")
 
 
 def _latency(results, out):
@@ -91,7 +106,7 @@ def _latency(results, out):
     a2.bar(names, [lat[n]["throughput"]["messages_per_second"] or 0 for n in names])
     a2.tick_params(axis="x", labelsize=7, rotation=20)
     a2.set_title("QoS 1 messages per second, one publisher", fontsize=9)
-    return _save(fig, out, "latency.png", results)
+    return _save(fig, out, "latency.png", results, "latency")
 
 
 def draw(results, out):

@@ -3,10 +3,13 @@
 
 Everything runs in one go, side by side, so that the figures are ratios taken on the same noisy machine:
 
-1. converge  cold site.yml on fresh containers (3 EMQX, HAProxy, NGINX), wall time and time per role,
-             against the floor: the same package installs and service starts done with `docker exec`.
+1. converge  cold site.yml on fresh containers (3 EMQX, HAProxy, NGINX), wall time, time per play and role and
+             the task results that touched a host, against the floor: the same package installs and service
+             starts done with `docker exec`; and the same cold converge and no-op rerun of the baseline commit
+             (BENCH_BASELINE, a git worktree of this repository) side by side, as ratios.
 2. noop      site.yml again on the converged lab, with the defaults of ansible.cfg and with one of
              pipelining, fact caching and forks changed at a time (interleaved rounds, median).
+Each run records the Ansible settings it ran with (ansible-config dump --only-changed).
 3. scaling   cold converge and no-op rerun with 3, 5 and 7 EMQX nodes.
 4. frontdoor MQTT over TLS connections held through HAProxy and NGINX as the collection tunes them, and
              through the same two installed with the distribution's defaults and a hand-written minimal
@@ -19,6 +22,7 @@ allowed that network and loopback only. Counts and times are bounded; nothing he
 Writes bench/results/bench.json and bench/results/*.png; prints a table.
 
     python bench/run.py [--only converge,noop,scaling,frontdoor,latency] [--sizes 3,5,7] [--rounds 2]
+                        [--baseline REF | --baseline none]
 """
 
 import argparse
@@ -45,6 +49,8 @@ NETWORK, SUBNET, GATEWAY = "iothub-emq-bench", "172.30.20.0/24", "172.30.20.1"
 IMAGE = "iothub-emq/debian-systemd:12"
 HAPROXY, NGINX = ("bench-haproxy", "172.30.20.20"), ("bench-nginx", "172.30.20.21")
 STOCK_HAPROXY, STOCK_NGINX = ("bench-haproxy-stock", "172.30.20.22"), ("bench-nginx-stock", "172.30.20.23")
+DEFAULT_BASELINE = "bfe6cdf"  # the commit the converge targets of issue 16 are measured against
+SETTINGS = ("PIPELINING", "FORKS", "CACHE_PLUGIN", "DEFAULT_GATHERING", "DEFAULT_STRATEGY", "CALLBACKS_ENABLED")
 NOOP_VARIANTS = [
     ("ansible.cfg defaults", {}),
     ("pipelining off", {"ANSIBLE_PIPELINING": "false"}),
@@ -57,15 +63,15 @@ def log(text):
     print("==> %s" % text, flush=True)
 
 
-def run(cmd, env=None, check=True, logfile=None, timeout=1800):
+def run(cmd, env=None, check=True, logfile=None, timeout=1800, cwd=TOP):
     """Run a command; its output goes to logfile (or is returned). Returns CompletedProcess."""
     full_env = dict(os.environ, **(env or {}))
     if logfile:
         with open(logfile, "w") as out:
             result = subprocess.run(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                    timeout=timeout, cwd=TOP)
+                                    timeout=timeout, cwd=cwd)
     else:
-        result = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=TOP)
+        result = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise SystemExit("failed (%d): %s%s" % (result.returncode, " ".join(map(str, cmd)),
                                                 " - see " + str(logfile) if logfile else "\n" + result.stderr))
@@ -82,11 +88,13 @@ class Lab:
     """size EMQX nodes + HAProxy + NGINX (+ the two stock LBs) in containers, and an inventory for them
     that takes its settings from inventories/lab."""
 
-    def __init__(self, size, stock_lbs=False):
+    def __init__(self, size, stock_lbs=False, tree=None):
         self.size = size
         self.nodes = [("bench-emqx-%d" % i, "172.30.20.%d" % (10 + i)) for i in range(1, size + 1)]
         self.stock = [STOCK_HAPROXY, STOCK_NGINX] if stock_lbs else []
-        self.dir = WORK / ("lab-%d" % size)
+        # The checkout whose site.yml, roles and inventories/lab run (another commit's worktree for the baseline).
+        self.tree = tree or Tree(TOP)
+        self.dir = WORK / ("lab-%d%s" % (size, self.tree.suffix))
         self.inventory = self.dir / "inventory"
         self.ca = self.dir / "state" / "ca" / "ca.pem"
 
@@ -98,7 +106,7 @@ class Lab:
         (self.dir / "state").mkdir(exist_ok=True)
         link = self.inventory / "group_vars"
         if not link.exists():
-            link.symlink_to(TOP / "inventories" / "lab" / "group_vars")
+            link.symlink_to(self.tree.path / "inventories" / "lab" / "group_vars")
         hosts = ["all:", "  vars:", "    ansible_connection: community.docker.docker", "    ansible_user: root",
                  "  children:", "    emq_nodes:", "      hosts:"]
         for name, address in self.nodes:
@@ -114,7 +122,7 @@ class Lab:
             "lab_haproxy_lb_stats_password": secrets.token_hex(12),
             "lab_backend_password": secrets.token_hex(12), "lab_backend_salt": secrets.token_hex(8),
             "lab_device_password": secrets.token_hex(12), "lab_device_salt": secrets.token_hex(8),
-            "emq_node_package_file": str(STANDIN_DEB),
+            "emq_node_package_file": str(self.tree.standin_deb),
             # The load generator connects without credentials and publishes anywhere: the bench measures
             # connections and latency, not EMQX's authentication (the lab's default, left out here on purpose).
             "emq_node_allow_anonymous": True, "emq_node_authn_users": [], "emq_node_authz_enabled": False,
@@ -144,7 +152,7 @@ class Lab:
         self._write_files()
         self._controller_play("destroy.yml")
         # A cold run starts with no facts: forget what the fact cache knows about earlier bench containers.
-        for cached in (TOP / ".cache" / "facts").glob("*bench-*"):
+        for cached in (self.tree.path / ".cache" / "facts").glob("*bench-*"):
             cached.unlink()
         self._controller_play("create.yml")
         run(["ansible-playbook", str(SHARED / "prepare.yml"), "-i", str(self.inventory), "-i", self._stock_inventory()],
@@ -167,12 +175,57 @@ class Lab:
         env = dict(env or {})
         env.update({"BENCH_TIMER_FILE": str(timer), "ANSIBLE_CALLBACK_PLUGINS": str(TOP / "bench" / "callback_plugins"),
                     "ANSIBLE_CALLBACKS_ENABLED": "bench_timer"})
+        env.update(self.tree.env)
         started = time.monotonic()
         run(["ansible-playbook", "site.yml", "-i", str(self.inventory), "-e", "@" + str(self.dir / "extra.json")],
-            env=env, logfile=self.dir / ("%s.log" % label))
+            env=env, logfile=self.dir / ("%s.log" % label), cwd=self.tree.path)
         figures = json.loads(timer.read_text())
         figures["process_seconds"] = round(time.monotonic() - started, 2)
+        figures["settings"] = self.tree.settings(env)
         return figures
+
+
+class Tree:
+    """A checkout of the collection: this one, or a commit checked out as a git worktree (the baseline)."""
+
+    def __init__(self, path, ref=None):
+        self.path = pathlib.Path(path)
+        self.ref = ref
+        self.suffix = "" if ref is None else "-baseline"
+        self.standin_deb = self.path / "tests" / "output" / "standin" / "emqx_5.8.9_all.deb"
+        # Its own collection link and ansible.cfg, whatever make exported for this checkout.
+        self.env = {"ANSIBLE_CONFIG": str(self.path / "ansible.cfg"),
+                    "ANSIBLE_COLLECTIONS_PATH": "%s/.collections:%s/.ansible/collections:/usr/share/ansible/collections"
+                                                % (self.path, os.environ.get("HOME", "/root"))}
+
+    @classmethod
+    def worktree(cls, ref):
+        """The commit ref checked out (detached) under bench/results/tmp/baseline, with its own stand-in package."""
+        path = WORK / "baseline"
+        commit = run(["git", "rev-parse", "--verify", ref + "^{commit}"]).stdout.strip()
+        if path.exists() and run(["git", "-C", str(path), "rev-parse", "HEAD"], check=False).stdout.strip() != commit:
+            run(["git", "worktree", "remove", "--force", str(path)])
+        if not path.exists():
+            run(["git", "worktree", "prune"])
+            run(["git", "worktree", "add", "--detach", "--force", str(path), commit])
+        tree = cls(path, ref=ref)
+        tree.commit = commit
+        if not tree.standin_deb.exists():
+            run([str(path / "tests" / "emqx_standin" / "build_deb.sh"), "--version", "5.8.9",
+                 "--output", str(tree.standin_deb.parent)], cwd=path)
+        return tree
+
+    def settings(self, env=None):
+        """The Ansible settings a run in this checkout uses (of SETTINGS), as ansible-config reports them."""
+        out = run(["ansible-config", "dump", "--only-changed"], env=dict(env or {}, **self.env), cwd=self.path).stdout
+        found = {}
+        for line in out.splitlines():
+            name, _, value = line.partition("=")
+            key = name.split("(")[0].strip()
+            if key in SETTINGS:
+                found[key] = value.strip()
+        # Not listed: the value is Ansible's default.
+        return dict((key, found.get(key, "default")) for key in SETTINGS)
 
 
 # ---- 1. cold converge against the floor -----------------------------------------------------------
@@ -211,9 +264,43 @@ def bench_converge(results, lab):
     lab.create()
     cold = lab.site(label="cold")
     results["converge"].update({"cold_seconds": cold["wall_seconds"], "tasks": cold["tasks"],
-                                "changed": cold["changed"], "roles": cold["roles"],
-                                "slowest_tasks": cold["slowest_tasks"]})
+                                "host_tasks": cold["host_tasks"], "task_results": cold["task_results"],
+                                "changed": cold["changed"], "roles": cold["roles"], "plays": cold["plays"],
+                                "slowest_tasks": cold["slowest_tasks"], "settings": cold["settings"]})
     results["converge"]["ratio"] = round(cold["wall_seconds"] / results["converge"]["floor_seconds"], 2)
+
+
+def bench_baseline(results, size, ref, rounds):
+    """The baseline commit's cold converge and no-op reruns on the same kind of fresh lab, for the ratios."""
+    tree = Tree.worktree(ref)
+    log("baseline %s (%s): cold converge and %d no-op rerun(s) of its site.yml" % (ref, tree.commit[:10], rounds))
+    lab = Lab(size, tree=tree)
+    try:
+        lab.create()
+        cold = lab.site(label="cold")
+        noops = [lab.site(label="noop-%d" % r) for r in range(rounds)]
+    finally:
+        lab.destroy()
+    results["baseline"] = {
+        "ref": ref, "commit": tree.commit, "cold_seconds": cold["wall_seconds"], "cold_tasks": cold["tasks"],
+        "cold_host_tasks": cold["host_tasks"], "noop_median_seconds": round(statistics.median(
+            n["wall_seconds"] for n in noops), 2), "noop_runs_seconds": [n["wall_seconds"] for n in noops],
+        "noop_tasks": noops[-1]["tasks"], "noop_host_tasks": noops[-1]["host_tasks"], "settings": cold["settings"]}
+    print("    baseline cold %.1f s (%d tasks, %d on hosts), no-op %.1f s (%d tasks, %d on hosts)" % (
+        cold["wall_seconds"], cold["tasks"], cold["host_tasks"], results["baseline"]["noop_median_seconds"],
+        noops[-1]["tasks"], noops[-1]["host_tasks"]), flush=True)
+
+
+def compare_to_baseline(results):
+    base, conv, noop = results.get("baseline"), results.get("converge"), results.get("noop")
+    if not base:
+        return
+    versus = {}
+    if conv:
+        versus["cold"] = round(conv["cold_seconds"] / base["cold_seconds"], 2)
+    if noop:
+        versus["noop"] = round(noop[NOOP_VARIANTS[0][0]]["median_seconds"] / base["noop_median_seconds"], 2)
+    results["versus_baseline"] = versus
 
 
 # ---- 2. no-op rerun variants ------------------------------------------------------------------------
@@ -225,11 +312,13 @@ def bench_noop(results, lab, rounds):
         for name, env in NOOP_VARIANTS:
             figures = lab.site(env=env, label="noop-%d-%s" % (r, name.replace(" ", "-").replace(".", "")))
             runs[name].append(figures)
-            print("    %-22s %6.1f s  tasks %d  changed %d" % (name, figures["wall_seconds"], figures["tasks"],
-                                                            figures["changed"]), flush=True)
+            print("    %-22s %6.1f s  tasks %d (%d on hosts)  changed %d  pipelining %s" % (
+                name, figures["wall_seconds"], figures["tasks"], figures["host_tasks"], figures["changed"],
+                figures["settings"]["PIPELINING"]), flush=True)
     base = statistics.median(f["wall_seconds"] for f in runs[NOOP_VARIANTS[0][0]])
     results["noop"] = {name: {"median_seconds": round(statistics.median(f["wall_seconds"] for f in fs), 2),
                               "runs_seconds": [f["wall_seconds"] for f in fs], "tasks": fs[-1]["tasks"],
+                              "host_tasks": fs[-1]["host_tasks"], "settings": fs[-1]["settings"],
                               "changed": max(f["changed"] for f in fs),
                               "ratio_to_defaults": round(statistics.median(f["wall_seconds"] for f in fs) / base, 2),
                               "env": dict(NOOP_VARIANTS)[name]}
@@ -411,18 +500,53 @@ def machine():
             "load_average_at_start": os.getloadavg()}
 
 
-def save(results):
+PHASES = ("baseline", "converge", "noop", "scaling", "frontdoor", "latency", "versus_baseline")
+
+
+def merged(results, previous):
+    """What bench.json holds after this run: the phases it measured, and the earlier run's figures for the phases
+    it did not (BENCH_ONLY reruns one measure); "measured" says when and on what machine each phase was taken."""
+    out = dict(previous)
+    out.update({k: v for k, v in results.items() if v is not None})
+    stamps = dict(previous.get("measured", {}))
+    if previous.get("machine"):  # files written before the stamps: every phase is from that run
+        old = previous["machine"]
+        for phase in PHASES:
+            if previous.get(phase) is not None and phase not in stamps:
+                stamps[phase] = {"date": old["date"], "cpus": old["cpus"],
+                                 "load_average_at_start": old["load_average_at_start"]}
+    for phase in PHASES:
+        if results.get(phase) is not None:
+            stamps[phase] = {"date": results["machine"]["date"], "cpus": results["machine"]["cpus"],
+                             "load_average_at_start": results["machine"]["load_average_at_start"]}
+    out["measured"] = stamps
+    return out
+
+
+def save(results, previous=None):
     """bench/results/bench.json as it stands: a run cut short keeps the phases it finished."""
-    (RESULTS / "bench.json").write_text(json.dumps({k: v for k, v in results.items() if v is not None}, indent=1) + "\n")
+    (RESULTS / "bench.json").write_text(json.dumps(merged(results, previous or {}), indent=1) + "\n")
 
 
 def print_table(results):
     rows = []
     c = results.get("converge")
     if c:
-        rows.append(("cold converge / floor", "%.0f s / %.0f s" % (c["cold_seconds"], c["floor_seconds"]), "%.2f" % c["ratio"]))
+        rows.append(("cold converge / floor", "%.0f s / %.0f s, %d tasks, %d on hosts" % (
+            c["cold_seconds"], c["floor_seconds"], c["tasks"], c.get("host_tasks", 0)), "%.2f" % c["ratio"]))
+    b, v = results.get("baseline"), results.get("versus_baseline", {})
+    if b:
+        rows.append(("baseline %s: cold, no-op" % b["ref"], "%.0f s (%d on hosts), %.1f s (%d on hosts)" % (
+            b["cold_seconds"], b["cold_host_tasks"], b["noop_median_seconds"], b["noop_host_tasks"]), ""))
+        if "cold" in v:
+            rows.append(("cold converge / baseline", "%.0f s / %.0f s" % (c["cold_seconds"], b["cold_seconds"]),
+                         "%.2f" % v["cold"]))
+        if "noop" in v:
+            rows.append(("no-op rerun / baseline", "%.1f s / %.1f s" % (
+                results["noop"][NOOP_VARIANTS[0][0]]["median_seconds"], b["noop_median_seconds"]), "%.2f" % v["noop"]))
     for name, v in results.get("noop", {}).items():
-        rows.append(("no-op rerun, " + name, "%.1f s, %d tasks, changed %d" % (v["median_seconds"], v["tasks"], v["changed"]),
+        rows.append(("no-op rerun, " + name, "%.1f s, %d tasks, %d on hosts, changed %d" % (
+            v["median_seconds"], v["tasks"], v.get("host_tasks", 0), v["changed"]),
                      "%.2f" % v["ratio_to_defaults"]))
     for size, v in results.get("scaling", {}).items():
         if size.startswith("ratio"):
@@ -453,6 +577,8 @@ def main():
     parser.add_argument("--hold", type=int, default=10)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=300)
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE,
+                        help="commit to compare the cold converge and no-op rerun with (git ref), or none")
     parser.add_argument("--keep", action="store_true", help="leave the last lab running")
     parser.add_argument("--plots-only", action="store_true", help="draw the plots again from bench/results/bench.json")
     args = parser.parse_args()
@@ -467,12 +593,17 @@ def main():
         raise SystemExit("%s is missing: run make standin" % STANDIN_DEB)
     WORK.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine(), "settings": vars(args)}
+    previous = json.loads((RESULTS / "bench.json").read_text()) if (RESULTS / "bench.json").exists() else {}
     started = time.monotonic()
+    results["machine"]["settings"] = Tree(TOP).settings()
+    if args.baseline != "none" and only & {"converge", "noop"}:
+        bench_baseline(results, sizes[0], args.baseline, args.rounds)
+        save(results, previous)
     lab = Lab(sizes[0], stock_lbs="frontdoor" in only)
     try:
         if "converge" in only:
             bench_converge(results, lab)
-            save(results)
+            save(results, previous)
         elif only & {"noop", "frontdoor", "latency", "scaling"}:
             lab.create()
             results["converge"] = None
@@ -480,13 +611,13 @@ def main():
         first = None
         if "noop" in only:
             bench_noop(results, lab, args.rounds)
-            save(results)
+            save(results, previous)
         if "frontdoor" in only:
             bench_frontdoor(results, lab, args.connections, args.hold)
-            save(results)
+            save(results, previous)
         if "latency" in only:
             bench_latency(results, lab, args.messages, args.rate)
-            save(results)
+            save(results, previous)
         if "scaling" in only:
             if results.get("converge") and "noop" in results:
                 first = (sizes[0], results["converge"]["cold_seconds"],
@@ -494,20 +625,21 @@ def main():
             if not args.keep:
                 lab.destroy()
             bench_scaling(results, sizes, first)
-            save(results)
+            save(results, previous)
     finally:
         if not args.keep:
             lab.destroy()
     results = {k: v for k, v in results.items() if v is not None}
+    compare_to_baseline(results)
     results["bench_seconds"] = round(time.monotonic() - started, 1)
-    save(results)
+    save(results, previous)
     print_table(results)
     try:
         import plots
     except ImportError as exc:
         print("no plots (%s): pip install -r bench/requirements.txt" % exc)
     else:
-        for path in plots.draw(results, RESULTS):
+        for path in plots.draw(merged(results, previous), RESULTS):
             print("wrote", path.relative_to(TOP))
     print("wrote bench/results/bench.json")
 

@@ -9,7 +9,7 @@ Everything runs in one go, side by side, so that the figures are ratios taken on
              (BENCH_BASELINE, a git worktree of this repository) side by side, as ratios.
 2. noop      site.yml again on the converged lab, with the defaults of ansible.cfg and with one of
              pipelining, fact caching and forks changed at a time (interleaved rounds, median).
-Each run records the Ansible settings it ran with (ansible-config dump --only-changed).
+Each run records the Ansible settings it ran with and where each came from (ansible-config dump).
 3. scaling   cold converge and no-op rerun with 3, 5 and 7 EMQX nodes.
 4. frontdoor MQTT over TLS connections held through HAProxy and NGINX as the collection tunes them, and
              through the same two installed with the distribution's defaults and a hand-written minimal
@@ -50,7 +50,7 @@ IMAGE = "iothub-emq/debian-systemd:12"
 HAPROXY, NGINX = ("bench-haproxy", "172.30.20.20"), ("bench-nginx", "172.30.20.21")
 STOCK_HAPROXY, STOCK_NGINX = ("bench-haproxy-stock", "172.30.20.22"), ("bench-nginx-stock", "172.30.20.23")
 DEFAULT_BASELINE = "bfe6cdf"  # the commit the converge targets of issue 16 are measured against
-SETTINGS = ("PIPELINING", "FORKS", "CACHE_PLUGIN", "DEFAULT_GATHERING", "DEFAULT_STRATEGY", "CALLBACKS_ENABLED")
+SETTINGS = ("ANSIBLE_PIPELINING", "DEFAULT_FORKS", "CACHE_PLUGIN", "DEFAULT_GATHERING", "DEFAULT_STRATEGY")
 NOOP_VARIANTS = [
     ("ansible.cfg defaults", {}),
     ("pipelining off", {"ANSIBLE_PIPELINING": "false"}),
@@ -217,15 +217,20 @@ class Tree:
 
     def settings(self, env=None):
         """The Ansible settings a run in this checkout uses (of SETTINGS), as ansible-config reports them."""
-        out = run(["ansible-config", "dump", "--only-changed"], env=dict(env or {}, **self.env), cwd=self.path).stdout
-        found = {}
-        for line in out.splitlines():
-            name, _, value = line.partition("=")
-            key = name.split("(")[0].strip()
-            if key in SETTINGS:
-                found[key] = value.strip()
-        # Not listed: the value is Ansible's default.
-        return dict((key, found.get(key, "default")) for key in SETTINGS)
+        out = run(["ansible-config", "dump"], env=dict(env or {}, **self.env), cwd=self.path).stdout
+        return parse_settings(out)
+
+
+def parse_settings(dump):
+    """SETTINGS from `ansible-config dump` lines ("ANSIBLE_PIPELINING(/path/ansible.cfg) = True") as "True
+    (/path/ansible.cfg)": the value and where it came from (a file, "env: NAME" or "default")."""
+    found = {}
+    for line in dump.splitlines():
+        name, _, value = line.partition("=")
+        key = name.split("(")[0].strip()
+        if key in SETTINGS:
+            found[key] = "%s (%s)" % (value.strip(), name[name.find("(") + 1:name.rfind(")")]) if "(" in name else value.strip()
+    return dict((key, found.get(key, "unknown")) for key in SETTINGS)
 
 
 # ---- 1. cold converge against the floor -----------------------------------------------------------
@@ -314,7 +319,7 @@ def bench_noop(results, lab, rounds):
             runs[name].append(figures)
             print("    %-22s %6.1f s  tasks %d (%d on hosts)  changed %d  pipelining %s" % (
                 name, figures["wall_seconds"], figures["tasks"], figures["host_tasks"], figures["changed"],
-                figures["settings"]["PIPELINING"]), flush=True)
+                figures["settings"]["ANSIBLE_PIPELINING"]), flush=True)
     base = statistics.median(f["wall_seconds"] for f in runs[NOOP_VARIANTS[0][0]])
     results["noop"] = {name: {"median_seconds": round(statistics.median(f["wall_seconds"] for f in fs), 2),
                               "runs_seconds": [f["wall_seconds"] for f in fs], "tasks": fs[-1]["tasks"],

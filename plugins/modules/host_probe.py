@@ -14,8 +14,8 @@ short_description: Read, in one call, the packages, files and paths a role needs
 version_added: 0.3.0
 description:
   - Reads everything a role asks about the host at one stage of its run in a single module call, instead of one
-    task per C(package_facts), C(slurp) and C(stat): the installed version of each package of O(packages), the text
-    of each file of O(read), and whether each path of O(exists) exists.
+    task per C(package_facts), C(slurp) and C(stat). It returns the installed version of each package of O(packages),
+    the text of each file of O(read), and whether each path of O(exists) exists.
   - It never changes anything, and runs the same in check mode.
   - A file that does not exist, or cannot be read, is returned as V(null) in RV(files) (with the reason in
     RV(unreadable)); the module does not fail for it. A file larger than O(max_bytes) is an error.

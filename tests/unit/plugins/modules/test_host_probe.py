@@ -81,7 +81,7 @@ def test_no_packages_runs_no_command(probe, tmp_path):
 
 
 def test_dpkg_query_failure_fails(probe):
-    result, _ = probe(dict(packages=['emqx']), dpkg=(2, '', 'dpkg-query: error: cannot read database\n'))
+    result, dummy = probe(dict(packages=['emqx']), dpkg=(2, '', 'dpkg-query: error: cannot read database\n'))
     assert result['failed'] is True
     assert 'dpkg-query failed (2)' in result['msg'] and 'cannot read database' in result['msg']
 
@@ -94,5 +94,5 @@ def test_a_host_without_dpkg_has_no_packages(run_module):
 
 def test_a_file_too_large_fails(probe, tmp_path):
     (tmp_path / 'big').write_text('x' * 100)
-    result, _ = probe(dict(read=[str(tmp_path / 'big')], max_bytes=10))
+    result, dummy = probe(dict(read=[str(tmp_path / 'big')], max_bytes=10))
     assert result['failed'] is True and 'larger than max_bytes (10)' in result['msg']

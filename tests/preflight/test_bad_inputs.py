@@ -122,6 +122,12 @@ def _preflight_checks(role: str) -> set[str]:
     return set(_task_names(blocks[0]["block"]))
 
 
+def _preflight_include(role: str) -> set[str]:
+    """The task of main.yml that includes preflight.yml (once per run for the same inputs)."""
+    tasks = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
+    return {t["name"] for t in tasks if (t.get("ansible.builtin.include_tasks") or {}).get("file") == "preflight.yml"}
+
+
 def _always_tasks(role: str) -> set[str]:
     """Tasks of the role tagged always outside its preflight: they run under --tags <role>_preflight too
     (the handler flush, and the restart of nodes a handler marked, which does nothing when none is)."""
@@ -144,10 +150,12 @@ def _later_tasks(role: str) -> set[str]:
 # ---- running a case ----------------------------------------------------------------------------
 GUARD = """\
 #!/bin/sh
-# Python for one test host. The preflight may read the host (slurp, stat) and gather facts (answered
-# with the facts the test chose); any other module could change it, so it is refused and recorded.
+# Python for one test host. The preflight may read the host (slurp, stat, the collection's read-only
+# host_probe) and gather facts (answered with the facts the test chose); any other module could change
+# it, so it is refused and recorded.
 case "$(basename -- "${{1:-}}")" in
   AnsiballZ_slurp.py) echo "ran slurp" >> '{log}'; exec '{python}' "$@" ;;
+  AnsiballZ_host_probe.py) echo "ran host_probe" >> '{log}'; exec '{python}' "$@" ;;
   AnsiballZ_stat.py) echo "ran stat" >> '{log}'; exec '{python}' "$@" ;;
   AnsiballZ_setup.py) echo "ran setup" >> '{log}'; cat '{facts}'; exit 0 ;;
 esac
@@ -155,7 +163,7 @@ echo "refused ${{1:-a module on stdin}}" >> '{log}'
 echo '{{"failed": true, "msg": "preflight test guard: this host runs no module that could change it"}}'
 exit 1
 """
-READ_ONLY = ("ran slurp", "ran stat", "ran setup")  # what the guard lets through
+READ_ONLY = ("ran slurp", "ran stat", "ran host_probe", "ran setup")  # what the guard lets through
 
 
 @dataclass
@@ -495,7 +503,8 @@ def _inputs(tmp: Path, case: Case | None, extra: dict[str, Any] | None = None) -
 
 
 def _assert_nothing_changed(run: Run, role: str) -> None:
-    allowed = {f"iothub.emq.{role} : {name}" for name in _preflight_checks(role) | {_argspec_task(role)} | _always_tasks(role)}
+    allowed = {f"iothub.emq.{role} : {name}"
+               for name in _preflight_checks(role) | {_argspec_task(role)} | _always_tasks(role) | _preflight_include(role)}
     allowed.add("Supply the operating system facts the test chose")
     ran = run.tasks
     assert ran, run.explain()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: host_probe
-short_description: Read, in one call, the packages, files and paths a role needs to know about a host
+short_description: Read, in one call, the packages, files, paths and services a role needs to know about a host
 version_added: 0.3.0
 description:
   - Reads everything a role asks about the host at one stage of its run in a single module call, instead of one
-    task per C(package_facts), C(slurp) and C(stat). It returns the installed version of each package of O(packages),
-    the text of each file of O(read), and whether each path of O(exists) exists.
+    task per C(package_facts), C(slurp), C(stat) and C(systemctl) question. It returns the installed version of each
+    package of O(packages), the text of each file of O(read), whether each path of O(exists) exists, and whether each
+    systemd unit of O(services) is enabled and running.
   - It never changes anything, and runs the same in check mode.
   - A file that does not exist, or cannot be read, is returned as V(null) in RV(files) (with the reason in
     RV(unreadable)); the module does not fail for it. A file larger than O(max_bytes) is an error.
@@ -55,6 +56,12 @@ options:
     type: list
     elements: path
     default: []
+  services:
+    description:
+      - Names of systemd units (for example V(emqx.service)) whose state to report.
+    type: list
+    elements: str
+    default: []
   max_bytes:
     description:
       - The largest file of O(read) to return; a larger one fails the module (it is not what a role means to read).
@@ -73,6 +80,8 @@ EXAMPLES = r"""
       - /etc/emqx-secrets/first-boot.json
     exists:
       - /etc/emqx/emqx.conf.last-good
+    services:
+      - emqx.service
   register: __probe
   no_log: true  # first-boot.json holds a password
 
@@ -81,7 +90,8 @@ EXAMPLES = r"""
     msg: >-
       emqx {{ __probe.packages.emqx or 'is not installed' }},
       nr_open {{ __probe.files['/proc/sys/fs/nr_open'] | trim }},
-      last good configuration: {{ __probe.exists['/etc/emqx/emqx.conf.last-good'] }}
+      last good configuration: {{ __probe.exists['/etc/emqx/emqx.conf.last-good'] }},
+      emqx.service {{ __probe.services['emqx.service'].active }}
 """
 
 RETURN = r"""
@@ -105,6 +115,14 @@ exists:
   returned: always
   type: dict
   sample: {"/etc/emqx/emqx.conf.last-good": true}
+services:
+  description:
+    - Each unit of O(services) with systemd's C(LoadState) (V(not-found) for a unit systemd does not know),
+      C(UnitFileState) (V(enabled), V(disabled), V(static), or empty) and C(ActiveState) (V(active), V(inactive),
+      V(failed), ...). V(null) for every unit on a host without C(systemctl).
+  returned: always
+  type: dict
+  sample: {"emqx.service": {"load": "loaded", "enabled": "enabled", "active": "active"}}
 """
 
 import errno
@@ -131,6 +149,22 @@ def parse_dpkg(output, names):
     return versions
 
 
+SYSTEMCTL_PROPERTIES = {'LoadState': 'load', 'UnitFileState': 'enabled', 'ActiveState': 'active'}
+
+
+def parse_systemctl_show(output, names):
+    """State of each unit from "systemctl show --property=Id,LoadState,UnitFileState,ActiveState" output.
+
+    systemctl prints one block of Key=Value lines per unit, in the order asked, separated by a blank line.
+    """
+    blocks = [block for block in output.strip().split('\n\n') if block.strip()]
+    states = dict((name, None) for name in names)
+    for name, block in zip(names, blocks):
+        fields = dict(line.split('=', 1) for line in block.splitlines() if '=' in line)
+        states[name] = dict((key, fields.get(prop, '')) for prop, key in SYSTEMCTL_PROPERTIES.items())
+    return states
+
+
 def read_text(path, max_bytes):
     """(text, None) or (None, reason); raises ValueError for a file larger than max_bytes."""
     try:
@@ -151,6 +185,7 @@ def main():
             packages=dict(type='list', elements='str', default=[]),
             read=dict(type='list', elements='path', default=[]),
             exists=dict(type='list', elements='path', default=[]),
+            services=dict(type='list', elements='str', default=[]),
             max_bytes=dict(type='int', default=1048576),
         ),
         supports_check_mode=True,
@@ -176,7 +211,17 @@ def main():
             unreadable[path] = reason
 
     exists = dict((path, os.path.exists(path)) for path in module.params['exists'])
-    module.exit_json(changed=False, packages=packages, files=files, unreadable=unreadable, exists=exists)
+
+    units = module.params['services']
+    services = dict((name, None) for name in units)
+    systemctl = module.get_bin_path('systemctl') if units else None
+    if systemctl:
+        rc, out, err = module.run_command([systemctl, 'show', '--property=Id,' + ','.join(SYSTEMCTL_PROPERTIES)] + units)
+        if rc != 0:
+            module.fail_json(msg='systemctl show failed (%d): %s' % (rc, err.strip()))
+        services = parse_systemctl_show(out, units)
+    module.exit_json(changed=False, packages=packages, files=files, unreadable=unreadable, exists=exists,
+                     services=services)
 
 
 if __name__ == '__main__':

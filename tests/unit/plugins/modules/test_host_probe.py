@@ -96,3 +96,36 @@ def test_a_file_too_large_fails(probe, tmp_path):
     (tmp_path / 'big').write_text('x' * 100)
     result, dummy = probe(dict(read=[str(tmp_path / 'big')], max_bytes=10))
     assert result['failed'] is True and 'larger than max_bytes (10)' in result['msg']
+
+
+# What systemd 252 (Debian 12) prints for
+# systemctl show --property=Id,LoadState,UnitFileState,ActiveState emqx.service nftables.service nosuch.service
+SYSTEMCTL_OUT = ('Id=emqx.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n'
+                 'Id=nftables.service\nLoadState=loaded\nActiveState=inactive\nUnitFileState=enabled\n\n'
+                 'Id=nosuch.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n')
+
+
+def test_parse_systemctl_show():
+    states = host_probe.parse_systemctl_show(SYSTEMCTL_OUT, ['emqx.service', 'nftables.service', 'nosuch.service'])
+    assert states == {
+        'emqx.service': {'load': 'loaded', 'enabled': 'enabled', 'active': 'active'},
+        'nftables.service': {'load': 'loaded', 'enabled': 'enabled', 'active': 'inactive'},
+        'nosuch.service': {'load': 'not-found', 'enabled': '', 'active': 'inactive'},
+    }
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_services_in_one_systemctl_call(probe, check_mode):
+    result, calls = probe(dict(services=['emqx.service', 'nftables.service', 'nosuch.service']),
+                          dpkg=(0, SYSTEMCTL_OUT, ''), check_mode=check_mode)
+    assert result['failed'] is False and result['changed'] is False
+    assert len(calls) == 1 and calls[0][1:] == ['show', '--property=Id,LoadState,UnitFileState,ActiveState',
+                                                'emqx.service', 'nftables.service', 'nosuch.service']
+    assert result['services']['emqx.service'] == {'load': 'loaded', 'enabled': 'enabled', 'active': 'active'}
+    assert result['services']['nosuch.service']['load'] == 'not-found'
+
+
+def test_services_without_systemctl_are_null(run_module):
+    with mock.patch.object(basic.AnsibleModule, 'get_bin_path', return_value=None):
+        result = run_module(host_probe.main, dict(services=['emqx.service']))
+    assert result['failed'] is False and result['services'] == {'emqx.service': None}

@@ -119,7 +119,8 @@ services:
   description:
     - Each unit of O(services) with systemd's C(LoadState) (V(not-found) for a unit systemd does not know),
       C(UnitFileState) (V(enabled), V(disabled), V(static), or empty) and C(ActiveState) (V(active), V(inactive),
-      V(failed), ...). V(null) for every unit on a host without C(systemctl).
+      V(failed), ...). V(null) for every unit on a host without C(systemctl), or whose systemd does not answer
+      (not booted with systemd).
   returned: always
   type: dict
   sample: {"emqx.service": {"load": "loaded", "enabled": "enabled", "active": "active"}}
@@ -217,9 +218,9 @@ def main():
     systemctl = module.get_bin_path('systemctl') if units else None
     if systemctl:
         rc, out, err = module.run_command([systemctl, 'show', '--property=Id,' + ','.join(SYSTEMCTL_PROPERTIES)] + units)
-        if rc != 0:
-            module.fail_json(msg='systemctl show failed (%d): %s' % (rc, err.strip()))
-        services = parse_systemctl_show(out, units)
+        # Not booted with systemd (a container without it, a chroot): the states are unknown, not an error.
+        if rc == 0:
+            services = parse_systemctl_show(out, units)
     module.exit_json(changed=False, packages=packages, files=files, unreadable=unreadable, exists=exists,
                      services=services)
 

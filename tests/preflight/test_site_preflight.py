@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from test_bad_inputs import HOSTS, READ_ONLY, REMOVE, SECRETS, ROOT, Run, base_vars, run_playbook
+from test_bad_inputs import HOSTS, NODE_CHECK, READ_ONLY, REMOVE, SECRETS, ROOT, Run, base_vars, run_playbook
 
 SITE = ROOT / "playbooks" / "site.yml"
 PREFLIGHT = ROOT / "playbooks" / "preflight.yml"
@@ -182,54 +182,59 @@ def _cert_for(name: str) -> tuple[Any, Any]:
 
 MQTT_EXAMPLE_CERT, MQTT_EXAMPLE_KEY = _cert_for("mqtt.example.com")
 STATS_PASSWORD = "st#ts-" + uuid.uuid4().hex  # a secret: must never be printed
+# Both kinds of load balancer are checked in one play (free strategy); the gate play after it fails every
+# load balancer when one of them failed, so the run ends there.
+LB_PLAY = "Check the load balancer inputs"
+GATE_PLAY = "Stop unless every load balancer passed its checks"
+GATE_TASK = "Check every load balancer passed its checks"
 OTHER_IP_CERT, OTHER_IP_KEY = _cert_for("10.0.1.99")
 
 CASES = [
     # The issue's row: a wrong LB key was refused only after every EMQX node had been reconfigured.
-    SiteCase("haproxy-key-not-for-certificate", "Check the HAProxy load balancer inputs", "Check the certificate, its key and its chain",
+    SiteCase("haproxy-key-not-for-certificate", LB_PLAY, "Check the certificate, its key and its chain",
              ("haproxy_lb_tls_key_file",), lb_vars={"haproxy_lb": {"haproxy_lb_tls_key_file": _other_key}}),
-    SiteCase("nginx-key-not-for-certificate", "Check the NGINX load balancer inputs", "Check the certificate, its key and its chain",
+    SiteCase("nginx-key-not-for-certificate", LB_PLAY, "Check the certificate, its key and its chain",
              ("nginx_lb_tls_key_file",), lb_vars={"nginx_lb": {"nginx_lb_tls_key_file": _other_key}}),
-    SiteCase("nginx-certificate-missing", "Check the NGINX load balancer inputs", "Check the certificate files exist",
+    SiteCase("nginx-certificate-missing", LB_PLAY, "Check the certificate files exist",
              ("nginx_lb_tls_cert_file", "Not a readable file"), lb_vars={"nginx_lb": {"nginx_lb_tls_cert_file": "/nonexistent/lb.pem"}}),
-    SiteCase("haproxy-timeout-below-keepalive", "Check the HAProxy load balancer inputs", "Check the timeouts outlast the MQTT keepalive",
+    SiteCase("haproxy-timeout-below-keepalive", LB_PLAY, "Check the timeouts outlast the MQTT keepalive",
              ("haproxy_lb_timeout_client", "1.5 x haproxy_lb_mqtt_keepalive"), lb_vars={"haproxy_lb": {"haproxy_lb_timeout_client": 60}}),
-    SiteCase("haproxy-proxy-protocol-off-nodes-expect-it", "Check the HAProxy load balancer inputs",
+    SiteCase("haproxy-proxy-protocol-off-nodes-expect-it", LB_PLAY,
              "Check the EMQX listeners expect what the load balancer sends (PROXY protocol)",
              ("haproxy_lb_proxy_protocol: true",), lb_vars={"haproxy_lb": {"haproxy_lb_proxy_protocol": False}}),
-    SiteCase("nginx-balance-unknown", "Check the NGINX load balancer inputs", "argspec",
+    SiteCase("nginx-balance-unknown", LB_PLAY, "argspec",
              ("nginx_lb_balance", "ip_hash"), lb_vars={"nginx_lb": {"nginx_lb_balance": "ip_hash"}}),
     # The issue's row: a certificate that does not name the LB's address was accepted silently.
-    SiteCase("haproxy-certificate-without-the-lb-address", "Check the HAProxy load balancer inputs",
+    SiteCase("haproxy-certificate-without-the-lb-address", LB_PLAY,
              "Check the certificate names every address devices use",
              ("haproxy_lb_tls_server_names", "10.0.1.1", "DNS:mqtt.example.com", "haproxy_lb_tls_check_server_names: false"),
              lb_vars={"haproxy_lb": {"haproxy_lb_tls_cert_file": MQTT_EXAMPLE_CERT, "haproxy_lb_tls_key_file": MQTT_EXAMPLE_KEY}}),
-    SiteCase("nginx-certificate-for-another-address", "Check the NGINX load balancer inputs",
+    SiteCase("nginx-certificate-for-another-address", LB_PLAY,
              "Check the certificate names every address devices use", ("nginx_lb_tls_server_names", "10.0.1.2", "IP:10.0.1.99"),
              lb_vars={"nginx_lb": {"nginx_lb_tls_cert_file": OTHER_IP_CERT, "nginx_lb_tls_key_file": OTHER_IP_KEY}}),
-    SiteCase("haproxy-server-name-not-a-name", "Check the HAProxy load balancer inputs", "Check the names devices use to reach the load balancer",
+    SiteCase("haproxy-server-name-not-a-name", LB_PLAY, "Check the names devices use to reach the load balancer",
              ("haproxy_lb_tls_server_names",), lb_vars={"haproxy_lb": {"haproxy_lb_tls_server_names": ["mqtt example com"]}}),
     # The issue's row: the health check sent to the nodes' MQTT port, a PROXY protocol listener.
-    SiteCase("haproxy-health-check-on-the-mqtt-listener", "Check the HAProxy load balancer inputs",
+    SiteCase("haproxy-health-check-on-the-mqtt-listener", LB_PLAY,
              "Check the health checks go to a port that answers them, not to a PROXY protocol listener",
              ("haproxy_lb_backend_check_port=1883", "18083"), lb_vars={"haproxy_lb": {"haproxy_lb_backend_check_port": 1883}}),
-    SiteCase("haproxy-health-check-on-the-ws-listener", "Check the HAProxy load balancer inputs",
+    SiteCase("haproxy-health-check-on-the-ws-listener", LB_PLAY,
              "Check the health checks go to a port that answers them, not to a PROXY protocol listener",
              ("haproxy_lb_backend_check_port=8083",), lb_vars={"haproxy_lb": {"haproxy_lb_backend_check_port": 8083}}),
     # Values written as one word of haproxy.cfg / nginx.conf: '#' starts a comment, a newline ends the line.
-    SiteCase("haproxy-stats-without-a-password", "Check the HAProxy load balancer inputs", "Check the stats listener has a user and password",
+    SiteCase("haproxy-stats-without-a-password", LB_PLAY, "Check the stats listener has a user and password",
              ("haproxy_lb_stats_password", "haproxy_lb_stats_enabled: false"),
              lb_vars={"haproxy_lb": {"haproxy_lb_stats_password": ""}}),
-    SiteCase("nginx-status-path-trailing-newline", "Check the NGINX load balancer inputs", "Check the values written into nginx.conf",
+    SiteCase("nginx-status-path-trailing-newline", LB_PLAY, "Check the values written into nginx.conf",
              ("nginx_lb_status_path has a newline at the end",), lb_vars={"nginx_lb": {"nginx_lb_status_path": "/status\n"}}),
-    SiteCase("nginx-hash-key-with-a-semicolon", "Check the NGINX load balancer inputs", "Check the values written into nginx.conf",
+    SiteCase("nginx-hash-key-with-a-semicolon", LB_PLAY, "Check the values written into nginx.conf",
              ("nginx_lb_hash_key has ';'",), lb_vars={"nginx_lb": {"nginx_lb_balance": "hash", "nginx_lb_hash_key": "$remote_addr;"}}),
     # A bad EMQX input stops in the first play: no load balancer is touched either.
-    SiteCase("node-cookie-trailing-newline", "Check the EMQX node and cluster inputs", "Check the cookie",
+    SiteCase("node-cookie-trailing-newline", "Check the EMQX node and cluster inputs", NODE_CHECK,
              ("emq_node_cookie", "trailing newline"), node_vars={"emq_node_cookie": base_vars()["emq_node_cookie"] + "\n"}),
     # issue 13: client certificates checked by the LBs, but NGINX cannot forward the CN and HAProxy has no CA.
     SiteCase("client-certificates-behind-nginx-and-an-haproxy-without-ca", "Check the EMQX node and cluster inputs",
-             "Check how devices authenticate",
+             NODE_CHECK,
              ("emq_node_authentication is client_certificate", "cannot forward a client certificate's CN", "haproxy_lb_tls_client_ca_file"),
              node_vars={"emq_node_authentication": "client_certificate"}),
     SiteCase("cluster-discovery-unknown", "Check the EMQX node and cluster inputs", "argspec",
@@ -245,8 +250,15 @@ def test_site_stops_before_any_host_changes(tmp_path: Path, case: SiteCase) -> N
     assert run.rc == 2, "the run must fail on a host (rc 2), not on the harness" + run.explain()
     _assert_nothing_changed(run)
     plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
-    assert plays[-1] == case.play, "the run did not stop in the play expected" + run.explain()
-    tasks = {failure[1] for failure in run.failed}
+    # When every load balancer failed its checks, the run ends in their play; otherwise the gate ends it.
+    assert plays[-1] in ((LB_PLAY, GATE_PLAY) if case.play == LB_PLAY else (case.play,)), \
+        "the run did not stop in the play expected" + run.explain()
+    failed_hosts = {failure[0] for failure in run.failed if failure[1] != GATE_TASK}
+    if plays[-1] == GATE_PLAY:
+        # The other load balancer passed its own checks and is stopped by the gate.
+        gated = {failure[0] for failure in run.failed if failure[1] == GATE_TASK}
+        assert failed_hosts and gated == {lb for lb, _ in LBS.values()} - failed_hosts, "the gate did not stop the others" + run.explain()
+    tasks = {failure[1] for failure in run.failed if failure[1] != GATE_TASK}
     if case.check == "argspec":
         assert all("Validating arguments against arg spec 'preflight'" in t for t in tasks), run.explain()
     else:

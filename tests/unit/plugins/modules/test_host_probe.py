@@ -125,6 +125,11 @@ def test_services_in_one_systemctl_call(probe, check_mode):
     assert result['services']['nosuch.service']['load'] == 'not-found'
 
 
+def test_services_of_a_host_not_booted_with_systemd_are_null(probe):
+    result, calls = probe(dict(services=['emqx.service']), dpkg=(1, '', 'System has not been booted with systemd as init system'))
+    assert len(calls) == 1 and result['failed'] is False and result['services'] == {'emqx.service': None}
+
+
 def test_services_without_systemctl_are_null(run_module):
     with mock.patch.object(basic.AnsibleModule, 'get_bin_path', return_value=None):
         result = run_module(host_probe.main, dict(services=['emqx.service']))

@@ -257,7 +257,7 @@ def test_site_stops_before_any_host_changes(tmp_path: Path, case: SiteCase) -> N
     if plays[-1] == GATE_PLAY:
         # The other load balancer passed its own checks and is stopped by the gate.
         gated = {failure[0] for failure in run.failed if failure[1] == GATE_TASK}
-        assert failed_hosts and gated == {lb for lb, _ in LBS.values()} - failed_hosts, "the gate did not stop the others" + run.explain()
+        assert failed_hosts and gated == {lb[0] for lb in LBS.values()} - failed_hosts, "the gate did not stop the others" + run.explain()
     tasks = {failure[1] for failure in run.failed if failure[1] != GATE_TASK}
     if case.check == "argspec":
         assert all("Validating arguments against arg spec 'preflight'" in t for t in tasks), run.explain()

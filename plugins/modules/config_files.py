@@ -211,7 +211,8 @@ def validate(module, command, path):
     argv = [arg.replace('%s', path) for arg in shlex.split(command)]
     rc, out, err = module.run_command(argv)
     if rc != 0:
-        module.fail_json(msg='validation failed (%s exited %d): %s' % (argv[0], rc, (err or out).strip()),
+        # Worded as ansible.builtin.template and copy word it.
+        module.fail_json(msg='failed to validate (%s exited %d): %s' % (argv[0], rc, (err or out).strip()),
                          rc=rc, stdout=out, stderr=err)
 
 

@@ -104,7 +104,7 @@ def test_validation_keeps_a_bad_file_off_the_path(write, tmp_path):
     checker.write_text('import sys\nsys.exit(0 if open(sys.argv[1]).read() == "good\\n" else 3)\n')
     command = '%s %s %%s' % (sys.executable, checker)
     bad = write([item(tmp_path / 'rules.nft', 'bad\n', validate=command)])
-    assert bad['failed'] is True and 'validation failed' in bad['msg'] and 'exited 3' in bad['msg']
+    assert bad['failed'] is True and 'failed to validate' in bad['msg'] and 'exited 3' in bad['msg']
     assert (tmp_path / 'rules.nft').read_text() == 'good\n'
     assert sorted(os.listdir(tmp_path)) == ['check.py', 'rules.nft'], 'the temporary file must be gone'
     good = write([item(tmp_path / 'rules.nft', 'good\n', validate=command)])

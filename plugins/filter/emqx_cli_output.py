@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.six import string_types
 
@@ -21,6 +23,26 @@ def emqx_cluster_status(stdout):
     return parse_status_json(stdout) or {}
 
 
+def emqx_cluster_members(hosts):
+    """One line per node, sorted: "<node>  running|<state>  <version>", or "<name>  not responding".
+
+    ``hosts`` are the play's hosts' variables (``ansible_play_hosts | map('extract', hostvars)``): each host's
+    ``__emq_cluster_status`` (what iothub.emq.emq_cluster_info returned; hosts without it, or that skipped
+    it, are left out), and ``__emq_node_name`` or the inventory name for a node that did not answer.
+    """
+    lines = []
+    for host in hosts or []:
+        status = host.get("__emq_cluster_status")
+        if not isinstance(status, Mapping) or status.get("skipped"):
+            continue
+        if status.get("node"):
+            state = "running" if status.get("state") == "started" else status.get("state")
+            lines.append("%s  %s  %s" % (status["node"], state, status.get("version")))
+        else:
+            lines.append("%s  not responding" % (host.get("__emq_node_name") or host.get("inventory_hostname")))
+    return sorted(lines)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"emqx_cluster_status": emqx_cluster_status}
+        return {"emqx_cluster_status": emqx_cluster_status, "emqx_cluster_members": emqx_cluster_members}

@@ -60,7 +60,7 @@ def _dns_name(text):
     return name
 
 
-def _parse_sans(sans):
+def parse_sans(sans):
     """([DNS entries as lower-case ASCII], [IP addresses]) of a subjectAltName list."""
     if sans is None:
         return [], []
@@ -129,7 +129,7 @@ def tls_name_problems(sans, names):
     """
     if not is_sequence(names):
         raise AnsibleFilterError("tls_name_problems expects the server names as a list, got %s" % type(names).__name__)
-    dns, ips = _parse_sans(sans)
+    dns, ips = parse_sans(sans)
     problems = []
     for raw in names:
         text = str(raw).strip()

@@ -85,12 +85,12 @@ _raw:
 """
 
 import datetime
-import ipaddress
 import os
 import stat
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.iothub.emq.plugins.filter.tls_names import parse_sans
 
 try:
     from cryptography import x509
@@ -149,15 +149,12 @@ def _spki(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _san_entry(name):
-    """('DNS', 'lb1') or ('IP', IPv4Address(...)): comparable however an address is written."""
-    kind, _sep, value = name.partition(':')
-    if kind == 'IP':
-        try:
-            return kind, ipaddress.ip_address(value)
-        except ValueError:
-            return kind, value
-    return kind, value.lower() if kind == 'DNS' else value
+def _same_names(found, wanted):
+    """Whether two subjectAltName lists name the same DNS names and addresses, in any order and however an
+    address is written (iothub.emq.tls_name_problems's reading of the entries)."""
+    found_dns, found_ips = parse_sans(found)
+    wanted_dns, wanted_ips = parse_sans(wanted)
+    return set(found_dns) == set(wanted_dns) and set(found_ips) == set(wanted_ips)
 
 
 def subject_alt_names(cert):
@@ -199,7 +196,7 @@ def check(ca_key, ca_cert, key, cert, sans, common_name, renew_days, now=None):
         names = server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if [n.value for n in names] != [common_name]:
             raise NotCurrent('%s names %s, not %s' % (cert, [n.value for n in names], common_name))
-        if set(map(_san_entry, found)) != set(map(_san_entry, sans)):
+        if not _same_names(found, sans):
             raise NotCurrent('%s has the subjectAltName entries %s, not %s' % (cert, ', '.join(found), ', '.join(sans)))
     except NotCurrent as exc:
         return {'current': False, 'reason': str(exc), 'subject_alt_name': found}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.iothub.emq.plugins.filter.emqx_cli_output import emqx_cluster_status
+from ansible_collections.iothub.emq.plugins.filter.emqx_cli_output import emqx_cluster_members, emqx_cluster_status
 
 
 def test_running_and_stopped_nodes_sorted():
@@ -30,3 +30,20 @@ def test_not_the_status_gives_an_empty_dict(out):
 def test_a_non_string_is_refused():
     with pytest.raises(AnsibleFilterError, match="stdout"):
         emqx_cluster_status(["emqx@10.0.0.1"])
+
+
+def test_members_one_line_per_node_sorted():
+    hosts = [
+        {"inventory_hostname": "n2", "__emq_cluster_status": {"node": "emqx@10.0.0.2", "state": "started", "version": "5.8.9"}},
+        {"inventory_hostname": "n1", "__emq_cluster_status": {"node": "emqx@10.0.0.1", "state": "stopped", "version": "5.8.9"}},
+        {"inventory_hostname": "n3", "__emq_node_name": "emqx@10.0.0.3", "__emq_cluster_status": {"running": False}},
+        {"inventory_hostname": "n4", "__emq_cluster_status": {"msg": "down"}},
+        {"inventory_hostname": "n5", "__emq_cluster_status": {"skipped": True, "changed": False}},
+        {"inventory_hostname": "n6"},
+    ]
+    assert emqx_cluster_members(hosts) == [
+        "emqx@10.0.0.1  stopped  5.8.9", "emqx@10.0.0.2  running  5.8.9", "emqx@10.0.0.3  not responding", "n4  not responding"]
+
+
+def test_members_of_no_hosts():
+    assert emqx_cluster_members([]) == [] and emqx_cluster_members(None) == []

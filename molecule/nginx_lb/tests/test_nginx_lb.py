@@ -120,18 +120,24 @@ def test_limits_are_consistent():
     text = _conf()
     worker_connections = int(_directive("worker_connections", text))
     rlimit = int(_directive("worker_rlimit_nofile", text))
+    workers = int(_directive("worker_processes", text))
     target = int(re.search(r"Sized for (\d+) connections", text).group(1))
-    assert worker_connections >= 2 * target  # a device takes two slots: its own and the one to EMQX
+    # A device takes two slots (its own and the one to EMQX); the workers share the devices.
+    assert workers * worker_connections >= 2 * target
     assert worker_connections < rlimit
+    # Several workers: the kernel spreads new connections over one reuseport socket per worker.
+    listens = re.findall(r"^\s*listen (.*);$", text, re.M)
+    device_listens = [line for line in listens if " ssl" in line]
+    assert device_listens and all(("reuseport" in line) == (workers > 1) for line in device_listens), listens
     dropin = lb.file("/etc/systemd/system/nginx.service.d/10-iothub-emq-limits.conf").content_string
     assert "LimitNOFILE=%d" % rlimit in dropin
     sysctl = lb.file("/etc/sysctl.d/60-nginx-lb.conf").content_string
     assert int(re.search(r"^fs.nr_open = (\d+)", sysctl, re.M).group(1)) >= rlimit
     assert re.search(r"^net.ipv4.ip_local_reserved_ports = 8084,8405,8883$", sysctl, re.M)
     # Every running worker holds the limit the configuration sets.
-    _, workers = _master_and_workers()
-    assert workers
-    for pid in workers:
+    _, running = _master_and_workers()
+    assert len([a for a in running.values() if "shutting down" not in a]) == workers, running
+    for pid in running:
         limits = lb.file("/proc/%s/limits" % pid).content_string
         assert re.search(r"Max open files\s+%d\s+%d" % (rlimit, rlimit), limits), limits
 
@@ -329,6 +335,10 @@ PREFLIGHT_CASES = {
     "tls_1_1": (
         {"nginx_lb_tls_protocols": ["TLSv1.1", "TLSv1.2"]},
         ["nginx_lb_tls_protocols must list only", "TLS 1.0 and 1.1 are not offered"]),
+    # One worker cannot hold 20000 devices under a container's open-file limit; "auto" would add workers.
+    "one_worker_beyond_the_open_file_limit": (
+        {"nginx_lb_worker_processes": "1", "nginx_lb_target_connections": 20000},
+        ["for each of 1 process(es)", "init process may hand out at most", "set nginx_lb_worker_processes to auto"]),
     "worker_connections_too_few": (
         {"nginx_lb_worker_connections": 100},
         ["nginx_lb_worker_connections=100 does not fit", "Leave nginx_lb_worker_connections at 0"]),

@@ -16,6 +16,11 @@ ONE JSON object of figures on stdout and never judges them. Exit status 0 when t
         --sub-port 8883 --tls --cafile playbooks/.lab-ca/ca.pem --allow-network 172.30.10.0/24 \\
         --messages 5000 --rate 500 --qos 1 --payload-bytes 256 --timeout 60
 
+    # 15000 devices over two load balancers (the second twice as often), all subscribed to one topic; then
+    # commands on stdin: "publish 1" (a stamped message to every device), "status", "report", "close"
+    bench/loadgen.py fanout --targets 172.30.20.20:8883,172.30.20.21:8883,172.30.20.21:8883 --tls \\
+        --cafile ca.pem --allow-network 172.30.20.0/24 --count 15000 --source-addresses 172.30.20.2,172.30.20.3
+
 Safety: traffic goes only to loopback (127.0.0.0/8, ::1) and to the networks given with --allow-network
 (repeatable). Every target is resolved and checked before the first connection, and the checked address
 is the one connected to. --servername is the TLS name to send and verify (default: the host). Counts and
@@ -518,6 +523,180 @@ async def run_latency(args, pub_target, sub_target):
     return report
 
 
+class FanoutRun:
+    """Devices of one fan-out process: each held connection is subscribed to one topic; every message
+    published on it is counted per sequence number with its delivery time (CLOCK_MONOTONIC is one clock for
+    every process of the host, so a publisher in another process stamps comparable times)."""
+
+    def __init__(self):
+        self.received = collections.Counter()    # sequence number -> deliveries
+        self.first_ns, self.last_ns = {}, {}     # sequence number -> first / last delivery
+        self.latency_ms = collections.defaultdict(collections.Counter)   # seq -> {whole ms: deliveries}
+        self.unexpected = 0
+        self.pending_subacks = {}                # connection -> future of its SUBACK return code
+
+    def on_packet(self, conn, ptype, flags, body):
+        if ptype == SUBACK:
+            future = self.pending_subacks.pop(conn, None)
+            if future is not None and not future.done():
+                future.set_result(body[2] if len(body) >= 3 else 0x80)
+            return
+        if ptype != PUBLISH:
+            return
+        now = time.monotonic_ns()
+        qos, packet_id, payload = parse_publish(flags, body)
+        if qos:
+            conn.send(puback_packet(packet_id))
+        if len(payload) < STAMP.size:
+            self.unexpected += 1
+            return
+        seq, sent_ns = STAMP.unpack_from(payload)
+        self.received[seq] += 1
+        self.first_ns.setdefault(seq, now)
+        self.last_ns[seq] = now
+        self.latency_ms[seq][int((now - sent_ns) // 1_000_000)] += 1
+
+    def report(self):
+        return {str(seq): {"received": n, "first_ns": self.first_ns[seq], "last_ns": self.last_ns[seq],
+                           "latency_ms_histogram": {str(k): v for k, v in sorted(self.latency_ms[seq].items())}}
+                for seq, n in sorted(self.received.items())}
+
+
+async def read_commands(queue):
+    """Lines of stdin into queue (None at end of input)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line:
+            await queue.put(None)
+            return
+        await queue.put(line.decode().strip())
+
+
+def emit(event, **figures):
+    print(json.dumps(dict(figures, event=event)), flush=True)
+
+
+async def run_fanout(args, targets):
+    """Open --count subscribed connections over the targets, then obey stdin: publish SEQ, status, report,
+    close (or end of input). Prints one JSON line per event; the run ends by itself at --timeout."""
+    started = time.monotonic()
+    grace = grace_for(args.timeout)
+    deadline = started + args.timeout - grace
+    cpu_at_start = resource.getrusage(resource.RUSAGE_SELF)
+    run = FanoutRun()
+    errors, handshake_ms, subscribe_ms = collections.Counter(), [], []
+    held = {}                                   # connection -> index of its target
+    state = {"dropped": 0, "closing": False, "failed": 0}
+    in_flight = asyncio.Semaphore(args.concurrency)
+    sources = args.source_addresses
+    stop_opening = asyncio.Event()
+
+    def on_closed(conn):
+        if held.pop(conn, None) is not None:
+            state["dropped"] += not state["closing"]
+
+    async def open_one(i):
+        t = i % len(targets)
+        local = (sources[i % len(sources)], 0) if sources else None
+        try:
+            conn, ms = await open_session(targets[t], "%s%d" % (args.client_id_prefix, i), args.keepalive,
+                                          args.connect_timeout, on_packet=run.on_packet, local_addr=local)
+            sub_started = time.perf_counter()
+            suback = asyncio.get_running_loop().create_future()
+            run.pending_subacks[conn] = suback
+            conn.send(subscribe_packet(1, args.topic, 0))
+            try:
+                async with asyncio.timeout(args.connect_timeout):
+                    await asyncio.wait({suback, conn.closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not suback.done() or suback.result() == 0x80:
+                    raise ConnectionError("subscription refused or connection closed before SUBACK")
+            except BaseException:
+                run.pending_subacks.pop(conn, None)
+                conn.transport.abort()
+                raise
+        except Exception as exc:   # every failure is a figure
+            errors[error_kind(exc)] += 1
+            state["failed"] += 1
+            if args.max_failures and state["failed"] >= args.max_failures:
+                stop_opening.set()
+            return
+        finally:
+            in_flight.release()
+        handshake_ms.append(ms)
+        subscribe_ms.append((time.perf_counter() - sub_started) * 1000.0)
+        held[conn] = t
+        conn.closed.add_done_callback(lambda _f: on_closed(conn))
+
+    tasks, aborted = [], False
+    for i in range(args.count):
+        if stop_opening.is_set():
+            break
+        if not await take_slot(in_flight, started + i / args.rate if args.rate else 0.0, deadline):
+            aborted = True
+            break
+        tasks.append(asyncio.create_task(open_one(i)))
+    if tasks:
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        if pending:
+            aborted = True
+            errors["aborted"] += len(pending)
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
+    open_seconds = time.monotonic() - started
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    per_target = collections.Counter(targets[t].host for t in held.values())
+    emit("ready", attempted=len(tasks), held=len(held), failed=sum(errors.values()), errors=dict(errors),
+         stopped_after_failures=stop_opening.is_set(), aborted=aborted, open_seconds=round(open_seconds, 3),
+         handshakes_per_second=round(len(handshake_ms) / open_seconds, 1) if open_seconds else None,
+         handshake_ms=summary_ms(handshake_ms), subscribe_ms=summary_ms(subscribe_ms),
+         held_per_target=dict(per_target),
+         cpu_seconds=round(cpu.ru_utime + cpu.ru_stime - cpu_at_start.ru_utime - cpu_at_start.ru_stime, 2),
+         **memory_kib())
+
+    commands = asyncio.Queue()
+    reading = asyncio.create_task(read_commands(commands))
+    publisher = next(iter(held), None)
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                command = await commands.get()
+        except TimeoutError:
+            aborted = True
+            break
+        if command is None or command == "close":
+            break
+        word, _, arg = command.partition(" ")
+        if word == "publish":
+            seq = int(arg)
+            if publisher is None or publisher not in held:
+                publisher = next(iter(held), None)
+            if publisher is None:
+                emit("published", seq=seq, error="no connection held to publish from")
+                continue
+            sent_ns = time.monotonic_ns()
+            publisher.send(publish_packet(args.topic, STAMP.pack(seq, sent_ns), 0, 0))
+            emit("published", seq=seq, sent_ns=sent_ns)
+        elif word == "status":
+            emit("status", held=len(held), dropped=state["dropped"],
+                 received={str(k): v for k, v in sorted(run.received.items())})
+        elif word == "report":
+            emit("report", held=len(held), dropped=state["dropped"], messages=run.report(),
+                 unexpected=run.unexpected, held_per_target=dict(collections.Counter(
+                     targets[t].host for t in held.values())), **memory_kib())
+        else:
+            emit("error", error="unknown command %r (publish SEQ, status, report, close)" % command)
+    reading.cancel()
+    state["closing"] = True
+    close_seconds = await close_all(list(held), grace)
+    emit("done", aborted=aborted, dropped=state["dropped"], close_seconds=close_seconds)
+    return None
+
+
 # ---------------------------------------------------------------------------------------- command line
 def raise_nofile_limit():
     """Raise the soft RLIMIT_NOFILE to the hard limit; return the soft limit now in force."""
@@ -585,6 +764,19 @@ def build_parser():
     sub.add_argument("--source-addresses", type=lambda s: [str(ipaddress.ip_address(a)) for a in s.split(",")],
                      default=[], help="comma-separated local addresses to bind, used in turn")
 
+    sub = commands.add_parser("fanout", help="hold many subscribed connections, then publish to all of them on command")
+    sub.add_argument("--targets", required=True, type=lambda s: [hp.rsplit(":", 1) for hp in s.split(",")],
+                     help="comma-separated host:port endpoints, used in turn (repeat one to give it a larger share)")
+    common(sub)
+    sub.add_argument("--count", type=bounded(int, 1, MAX_COUNT), default=1000, help="connections to open")
+    sub.add_argument("--rate", type=rate, default=0.0, help="new connections per second (0: unpaced)")
+    sub.add_argument("--concurrency", type=bounded(int, 1, MAX_COUNT), default=64, help="handshakes in flight")
+    sub.add_argument("--topic", default="loadgen/fanout", help="topic every connection subscribes to (QoS 0)")
+    sub.add_argument("--max-failures", type=bounded(int, 0, MAX_COUNT), default=0,
+                     help="stop opening connections after this many failed (0: try them all)")
+    sub.add_argument("--source-addresses", type=lambda s: [str(ipaddress.ip_address(a)) for a in s.split(",")],
+                     default=[], help="comma-separated local addresses to bind, used in turn")
+
     sub = commands.add_parser("handshakes", help="connect and disconnect repeatedly: handshakes per second")
     endpoint(sub)
     common(sub)
@@ -629,6 +821,20 @@ def main(argv=None):
     except (OSError, ssl.SSLError) as exc:
         parser.error("cannot load --cafile %s: %s" % (args.cafile, exc))
     try:
+        if args.command == "fanout":
+            try:
+                endpoints = [(host, int(port)) for host, port in args.targets]
+            except ValueError:
+                parser.error("--targets: each entry must be host:port")
+            if any(not 1 <= port <= 65535 for _host, port in endpoints):
+                parser.error("--targets: a port is not within [1, 65535]")
+            resolved = {}
+            for host, port in endpoints:
+                if (host, port) not in resolved:
+                    resolved[(host, port)] = resolve_target(host, port, allowed, ssl_context, args.servername,
+                                                            args.proxy_protocol)
+            asyncio.run(run_fanout(args, [resolved[e] for e in endpoints]))
+            return 0
         if args.command == "latency":
             targets = [resolve_target(host, port, allowed, ssl_context, args.servername, args.proxy_protocol)
                        for host, port in ((args.pub_host, args.pub_port), (args.sub_host, args.sub_port))]

@@ -28,10 +28,12 @@ Writes bench/results/bench.json and bench/results/*.png; prints a table.
 import argparse
 import concurrent.futures
 import datetime
+import importlib.util
 import json
 import os
 import pathlib
 import platform
+import resource
 import secrets
 import statistics
 import subprocess
@@ -88,18 +90,29 @@ class Lab:
     """size EMQX nodes + HAProxy + NGINX (+ the two stock LBs) in containers, and an inventory for them
     that takes its settings from inventories/lab."""
 
-    def __init__(self, size, stock_lbs=False, tree=None):
+    def __init__(self, size, stock_lbs=False, tree=None, haproxy=None, nginx=None, spare_nodes=0, name=None,
+                 extra=None):
         self.size = size
-        self.nodes = [("bench-emqx-%d" % i, "172.30.20.%d" % (10 + i)) for i in range(1, size + 1)]
+        nodes = [("bench-emqx-%d" % i, "172.30.20.%d" % (10 + i)) for i in range(1, size + spare_nodes + 1)]
+        # Spare nodes: containers made and prepared with the others, in the inventory only after add_nodes().
+        self.nodes, self.spare = nodes[:size], nodes[size:]
+        self.haproxy, self.nginx = haproxy or [HAPROXY], nginx or [NGINX]
         self.stock = [STOCK_HAPROXY, STOCK_NGINX] if stock_lbs else []
+        self.extra = extra or {}
         # The checkout whose site.yml, roles and inventories/lab run (another commit's worktree for the baseline).
         self.tree = tree or Tree(TOP)
-        self.dir = WORK / ("lab-%d%s" % (size, self.tree.suffix))
+        self.dir = WORK / ("lab-%s%s" % (name or size, self.tree.suffix))
         self.inventory = self.dir / "inventory"
         self.ca = self.dir / "state" / "ca" / "ca.pem"
 
     def containers(self):
-        return self.nodes + [HAPROXY, NGINX] + self.stock
+        return self.nodes + self.spare + self.haproxy + self.nginx + self.stock
+
+    def add_nodes(self):
+        """Put the spare nodes into the inventory (the next site.yml joins them to the cluster)."""
+        self.nodes, self.spare = self.nodes + self.spare, []
+        self.size = len(self.nodes)
+        self._write_hosts()
 
     def _write_files(self):
         (self.inventory).mkdir(parents=True, exist_ok=True)
@@ -107,13 +120,7 @@ class Lab:
         link = self.inventory / "group_vars"
         if not link.exists():
             link.symlink_to(self.tree.path / "inventories" / "lab" / "group_vars")
-        hosts = ["all:", "  vars:", "    ansible_connection: community.docker.docker", "    ansible_user: root",
-                 "  children:", "    emq_nodes:", "      hosts:"]
-        for name, address in self.nodes:
-            hosts += ["        %s:" % name, "          emq_node_cluster_address: %s" % address]
-        for group, (name, address) in (("haproxy_lb", HAPROXY), ("nginx_lb", NGINX)):
-            hosts += ["    %s:" % group, "      hosts:", "        %s:" % name, "          lab_address: %s" % address]
-        (self.inventory / "hosts.yml").write_text("\n".join(hosts) + "\n")
+        self._write_hosts()
         extra = {
             "lab_state_dir": str(self.dir / "state"),
             "lab_emq_node_cookie": secrets.token_hex(24),
@@ -133,6 +140,7 @@ class Lab:
             "emq_node_firewall_admin_networks": [GATEWAY + "/32"],
             "emq_node_firewall_client_networks": [GATEWAY + "/32"] + [a + "/32" for _, a in self.stock],
         }
+        extra.update(self.extra)
         (self.dir / "extra.json").write_text(json.dumps(extra))
         (self.dir / "extra.json").chmod(0o600)  # it holds the bench lab's cookie and passwords
         platforms = {"molecule_scenario_name": "bench", "molecule_yml": {
@@ -140,6 +148,17 @@ class Lab:
             "platforms": [{"name": n, "image": IMAGE, "networks": [{"name": NETWORK, "ipv4_address": a}]}
                           for n, a in self.containers()]}}
         (self.dir / "platforms.json").write_text(json.dumps(platforms))
+
+    def _write_hosts(self):
+        hosts = ["all:", "  vars:", "    ansible_connection: community.docker.docker", "    ansible_user: root",
+                 "  children:", "    emq_nodes:", "      hosts:"]
+        for name, address in self.nodes:
+            hosts += ["        %s:" % name, "          emq_node_cluster_address: %s" % address]
+        for group, members in (("haproxy_lb", self.haproxy), ("nginx_lb", self.nginx)):
+            hosts += ["    %s:" % group, "      hosts:"]
+            for name, address in members:
+                hosts += ["        %s:" % name, "          lab_address: %s" % address]
+        (self.inventory / "hosts.yml").write_text("\n".join(hosts) + "\n")
 
     def _controller_play(self, playbook):
         run(["ansible-playbook", str(SHARED / playbook), "-i", "localhost,", "-c", "local",
@@ -160,9 +179,10 @@ class Lab:
 
     def _stock_inventory(self):
         path = self.dir / "stock-hosts.yml"
-        lines = ["all:", "  hosts:"] + ["    %s:" % n for n, _ in self.stock] + [
+        extra = self.stock + self.spare   # prepared like the others, not in the inventory of site.yml (yet)
+        lines = ["all:", "  hosts:"] + ["    %s:" % n for n, _ in extra] + [
             "  vars:", "    ansible_connection: community.docker.docker"]
-        path.write_text("\n".join(lines) + "\n" if self.stock else "all: {}\n")
+        path.write_text("\n".join(lines) + "\n" if extra else "all: {}\n")
         return str(path)
 
     def destroy(self):
@@ -461,6 +481,294 @@ def bench_frontdoor(results, lab, count, hold):
         time.sleep(3)
 
 
+# ---- 6. scale: 100,000 TLS devices through the front door ---------------------------------------------
+
+# Client addresses added on the bench network's bridge for the load generators (a bound source address
+# has one ephemeral port range, about 28,000 ports, for all its connections).
+SCALE_SOURCES = ["172.30.20.%d" % i for i in range(2, 10)]
+SCALE_PER_CLIENT = 17000   # devices per load generator process (each holds one file per device, cap 20000)
+SCALE_TOPIC = "bench/fanout"
+NODE_PROCESS_SKIP = {"systemd", "systemd-journal", "systemd-logind", "systemd-udevd", "dbus-daemon", "cron",
+                     "agetty", "sh", "bash", "sleep", "nft", "(sd-pam)"}
+
+
+def lb_sizing_filter():
+    """The collection's own sizing (plugins/filter/lb_sizing.py): how many devices one HAProxy host carries."""
+    spec = importlib.util.spec_from_file_location("lb_sizing", TOP / "plugins" / "filter" / "lb_sizing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lb_sizing
+
+
+def scale_lab(total, nodes, spare):
+    """nodes EMQX nodes (+ spare ones to add later), an HAProxy tier and one NGINX, each kind sized by the roles
+    for half the devices: the test sets only *_target_connections."""
+    half = total // 2
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # what dockerd and so every container's init inherit
+    per_host = lb_sizing_filter()(1, processes=1, init_nofile=hard, init_can_raise=False)["max_target"]
+    hosts = -(-half // per_host)
+    tier = [("bench-haproxy-%d" % i, "172.30.20.%d" % (30 + i)) for i in range(1, hosts + 1)]
+    extra = {"haproxy_lb_target_connections": -(-half // hosts), "nginx_lb_target_connections": total - half}
+    return Lab(nodes, haproxy=tier, spare_nodes=spare, name="scale", extra=extra), per_host
+
+
+def bridge_of(network):
+    return "br-" + run(["docker", "network", "inspect", "-f", "{{.Id}}", network]).stdout.strip()[:12]
+
+
+def processes_of(containers):
+    """Per container and command name: processes, CPU seconds, RSS, open files (and the most one process holds,
+    with its limit), read from the host's /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name in containers:
+        lines = run(["docker", "top", name, "-eo", "pid,comm"], check=False).stdout.splitlines()[1:]
+        for line in lines:
+            pid, comm = line.split(None, 1)
+            try:
+                stat = pathlib.Path("/proc/%s/stat" % pid).read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                status = pathlib.Path("/proc/%s/status" % pid).read_text()
+                limits = pathlib.Path("/proc/%s/limits" % pid).read_text()
+                fds = len(os.listdir("/proc/%s/fd" % pid))
+            except (OSError, ValueError):
+                continue   # gone meanwhile
+            rss = int(next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")), 0))
+            limit = int(next((ln.split()[4] for ln in limits.splitlines() if ln.startswith("Max open files")), 0))
+            agg = out.setdefault(name, {}).setdefault(comm.strip(), {"processes": 0, "cpu_seconds": 0.0, "rss_kib": 0,
+                                                                     "fds": 0, "most_fds": 0, "its_limit": 0})
+            agg["processes"] += 1
+            agg["cpu_seconds"] += (int(fields[11]) + int(fields[12])) / tick
+            agg["rss_kib"] += rss
+            agg["fds"] += fds
+            if fds > agg["most_fds"]:
+                agg["most_fds"], agg["its_limit"] = fds, limit
+    return out
+
+
+def kind_totals(snapshot, lab):
+    """CPU, RSS and files of HAProxy (the whole tier), NGINX and the EMQX nodes' own processes."""
+    kinds = {"haproxy": ([n for n, _ in lab.haproxy], {"haproxy"}), "nginx": ([n for n, _ in lab.nginx], {"nginx"}),
+             "nodes": ([n for n, _ in lab.nodes], None)}
+    totals = {}
+    for kind, (names, comms) in kinds.items():
+        t = {"cpu_seconds": 0.0, "rss_kib": 0, "fds": 0, "processes": 0, "fullest": None}
+        for name in names:
+            for comm, v in snapshot.get(name, {}).items():
+                if (comms is not None and comm not in comms) or (comms is None and comm in NODE_PROCESS_SKIP):
+                    continue
+                for key in ("cpu_seconds", "rss_kib", "fds", "processes"):
+                    t[key] += v[key]
+                if t["fullest"] is None or v["most_fds"] > t["fullest"]["fds"]:
+                    t["fullest"] = {"container": name, "process": comm, "fds": v["most_fds"], "limit": v["its_limit"]}
+        t["cpu_seconds"] = round(t["cpu_seconds"], 1)
+        totals[kind] = t
+    return totals
+
+
+class Clients:
+    """The fan-out load generators (bench/loadgen.py fanout), one per SCALE_PER_CLIENT devices, driven over
+    their stdin and stdout."""
+
+    def __init__(self, lab, total, targets, max_failures, timeout):
+        count = -(-total // SCALE_PER_CLIENT)
+        shares = [total // count + (1 if i < total % count else 0) for i in range(count)]
+        self.log = open(lab.dir / "scale-clients.log", "a")
+        self.procs = [subprocess.Popen(
+            [sys.executable, str(LOADGEN), "fanout", "--targets", ",".join(targets), "--tls", "--cafile", str(lab.ca),
+             "--allow-network", SUBNET, "--count", str(n), "--concurrency", "64", "--connect-timeout", "20",
+             "--source-addresses", ",".join(SCALE_SOURCES), "--topic", SCALE_TOPIC, "--max-failures", str(max_failures),
+             "--client-id-prefix", "scale-%d-%d-" % (os.getpid(), i), "--timeout", str(timeout)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=TOP)
+            for i, n in enumerate(shares)]
+
+    def read(self, proc):
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit("a load generator ended early: see %s" % self.log.name)
+        return json.loads(line)
+
+    def ask(self, proc, command):
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        return self.read(proc)
+
+    def close(self):
+        done = []
+        for proc in self.procs:
+            try:
+                done.append(self.ask(proc, "close"))
+            except (SystemExit, BrokenPipeError, ValueError):
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.log.close()
+        return done
+
+
+def scale_ramp(lab, total, max_failures, label):
+    """Open `total` subscribed TLS devices through every LB (half through NGINX, half over the HAProxy tier)
+    and hold them. Returns (clients, figures)."""
+    tier = ["%s:8883" % a for _, a in lab.haproxy]
+    targets = []
+    for i in range(len(tier)):   # NGINX as often as the whole tier: half of the devices each
+        targets += [tier[i], "%s:8883" % lab.nginx[0][1]]
+    watched = [n for n, _ in lab.nodes + lab.haproxy + lab.nginx]
+    before = kind_totals(processes_of(watched), lab)
+    started = time.monotonic()
+    clients = Clients(lab, total, targets, max_failures, timeout=2400)
+    growth, readies = [], [None] * len(clients.procs)
+    import select
+    while any(r is None for r in readies):
+        ready, _, _ = select.select([p.stdout for i, p in enumerate(clients.procs) if readies[i] is None], [], [], 10)
+        for i, proc in enumerate(clients.procs):
+            if readies[i] is None and proc.stdout in ready:
+                readies[i] = clients.read(proc)
+        now = kind_totals(processes_of([n for n, _ in lab.nodes]), lab)["nodes"]
+        growth.append({"seconds": round(time.monotonic() - started, 1), "node_fds": now["fds"],
+                       "fullest_node": now["fullest"]})
+        print("    %s: %5.0f s, EMQX nodes hold %d open files (fullest %s: %d of %d), %d/%d generators ready" % (
+            label, growth[-1]["seconds"], now["fds"], now["fullest"]["container"], now["fullest"]["fds"],
+            now["fullest"]["limit"], sum(r is not None for r in readies), len(readies)), flush=True)
+    ramp_seconds = time.monotonic() - started
+    after = kind_totals(processes_of(watched), lab)
+    held = sum(r["held"] for r in readies)
+    per_target = collections_sum(r["held_per_target"] for r in readies)
+    via_nginx = per_target.get(lab.nginx[0][1], 0)
+    via_haproxy = held - via_nginx
+    errors = collections_sum(r["errors"] for r in readies)
+    fig = {
+        "attempted": sum(r["attempted"] for r in readies), "held": held, "via_haproxy": via_haproxy,
+        "via_nginx": via_nginx, "failed": sum(r["failed"] for r in readies), "errors": errors,
+        "stopped_after_failures": sum(1 for r in readies if r["stopped_after_failures"]),
+        "ramp_seconds": round(ramp_seconds, 1),
+        "handshakes_per_second": round(held / ramp_seconds, 1) if ramp_seconds else None,
+        "handshake_ms_p50_max": max(r["handshake_ms"].get("p50", 0) for r in readies),
+        "handshake_ms_p99_max": max(r["handshake_ms"].get("p99", 0) for r in readies),
+        "cpu_seconds": {"clients": round(sum(r["cpu_seconds"] for r in readies), 1),
+                        **{k: round(after[k]["cpu_seconds"] - before[k]["cpu_seconds"], 1) for k in after}},
+        "rss_kib": {"clients": sum(r["rss_kib"] for r in readies), **{k: after[k]["rss_kib"] for k in after}},
+        "kib_per_connection": {
+            "clients": round(sum(r["rss_kib"] for r in readies) / held, 1) if held else None,
+            "haproxy": round((after["haproxy"]["rss_kib"] - before["haproxy"]["rss_kib"]) / via_haproxy, 1)
+            if via_haproxy else None,
+            "nginx": round((after["nginx"]["rss_kib"] - before["nginx"]["rss_kib"]) / via_nginx, 1) if via_nginx else None,
+            "nodes": round((after["nodes"]["rss_kib"] - before["nodes"]["rss_kib"]) / held, 1) if held else None},
+        "fullest": {k: after[k]["fullest"] for k in after}, "processes": {k: after[k]["processes"] for k in after},
+        "generators": len(readies), "growth": growth,
+    }
+    fig["broke_first"] = what_broke(fig)
+    return clients, fig
+
+
+def collections_sum(dicts):
+    out = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def what_broke(fig):
+    """The first limit met, from the figures: an open-file limit within 1% (or 64 files), else the errors seen."""
+    if not fig["failed"]:
+        return None
+    full = [("%s %s on %s" % (k, f["process"], f["container"]), f) for k, f in fig["fullest"].items()
+            if f and f["limit"] and f["fds"] >= min(f["limit"] * 0.99, f["limit"] - 64)]
+    if full:
+        return "; ".join("%s at its open-file limit (%d of %d)" % (who, f["fds"], f["limit"]) for who, f in full)
+    return "failed handshakes: %s" % ", ".join("%s %d" % kv for kv in sorted(fig["errors"].items()))
+
+
+def scale_fanout(clients, seq, held, stall=60):
+    """One stamped message published to every device; how long until all of them had it."""
+    first = clients.procs[0]
+    published = clients.ask(first, "publish %d" % seq)
+    if "sent_ns" not in published:
+        return {"seq": seq, "error": published.get("error")}
+    last_change, last_total = time.monotonic(), -1
+    while True:
+        total = sum(clients.ask(p, "status")["received"].get(str(seq), 0) for p in clients.procs)
+        if total != last_total:
+            last_change, last_total = time.monotonic(), total
+        if total >= held or time.monotonic() - last_change > stall:
+            break
+        time.sleep(0.2)
+    reports = [clients.ask(p, "report")["messages"].get(str(seq)) for p in clients.procs]
+    reports = [r for r in reports if r]
+    hist = collections_sum(r["latency_ms_histogram"] for r in reports)
+    ordered = sorted((int(k), v) for k, v in hist.items())
+
+    def pct(p):
+        need, seen = p / 100 * sum(hist.values()), 0
+        for ms, n in ordered:
+            seen += n
+            if seen >= need:
+                return ms
+        return None
+    sent = published["sent_ns"]
+    return {"seq": seq, "devices": held, "delivered": sum(r["received"] for r in reports),
+            "first_ms": round((min(r["first_ns"] for r in reports) - sent) / 1e6, 1) if reports else None,
+            "all_ms": round((max(r["last_ns"] for r in reports) - sent) / 1e6, 1) if reports else None,
+            "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+def bench_scale(results, total, messages=3):
+    """Stage 1: `total` devices into the 3-node cluster until something breaks. Stage 2: three more nodes joined
+    through site.yml, `total` devices again, held, and a message fanned out to all of them."""
+    lab, per_host = scale_lab(total, 3, 3)
+    log("scale: %d MQTT/TLS devices, half through NGINX, half over %d HAProxy hosts (%d each at most under the "
+        "containers' open-file limit, by iothub.emq.lb_sizing)" % (total, len(lab.haproxy), per_host))
+    bridge = bridge_added = None
+    out = {"devices": total, "haproxy_hosts": len(lab.haproxy), "haproxy_max_per_host": per_host,
+           "settings": dict(lab.extra), "source_addresses": len(SCALE_SOURCES)}
+    results["scale"] = out
+    try:
+        lab.create()
+        started = time.monotonic()
+        lab.site(label="scale-cold")
+        out["cold_converge_seconds"] = round(time.monotonic() - started, 1)
+        text = dexec(lab.nginx[0][0], "cat", "/etc/nginx/nginx.conf").stdout
+        out["nginx_workers"] = int(text.split("worker_processes", 1)[1].split(";")[0])
+        bridge = bridge_of(NETWORK)
+        for address in SCALE_SOURCES:
+            run(["ip", "addr", "add", address + "/32", "dev", bridge])
+        bridge_added = list(SCALE_SOURCES)
+        for stage, max_failures in (("3 nodes", 50), ("6 nodes", 1000)):
+            if stage == "6 nodes":
+                lab.add_nodes()
+                started = time.monotonic()
+                lab.site(label="scale-out")
+                out["scale_out_seconds"] = round(time.monotonic() - started, 1)
+                log("scale: three nodes added through site.yml in %.0f s" % out["scale_out_seconds"])
+            log("scale: %s, opening %d devices" % (stage, total))
+            clients, fig = scale_ramp(lab, total, max_failures, stage)
+            try:
+                print("    %s: held %d of %d (HAProxy %d, NGINX %d) in %.0f s, %.0f handshakes/s; broke first: %s" % (
+                    stage, fig["held"], total, fig["via_haproxy"], fig["via_nginx"], fig["ramp_seconds"],
+                    fig["handshakes_per_second"] or 0, fig["broke_first"]), flush=True)
+                if stage == "6 nodes" and fig["held"]:
+                    time.sleep(5)   # settle
+                    fig["fanout"] = [scale_fanout(clients, seq, fig["held"]) for seq in range(1, messages + 1)]
+                    for f in fig["fanout"]:
+                        print("    fan-out %d: %d of %d devices, first after %s ms, all after %s ms (p50 %s, p99 %s)" % (
+                            f["seq"], f.get("delivered", 0), f["devices"] if "devices" in f else 0, f.get("first_ms"),
+                            f.get("all_ms"), f.get("p50_ms"), f.get("p99_ms")), flush=True)
+                    fig["still_held"] = sum(clients.ask(p, "status")["held"] for p in clients.procs)
+            finally:
+                done = clients.close()
+                fig["dropped_while_held"] = sum(d.get("dropped", 0) for d in done)
+            out[stage] = fig
+            time.sleep(10)   # the nodes and LBs close what was held
+    finally:
+        for address in bridge_added or []:
+            run(["ip", "addr", "del", address + "/32", "dev", bridge], check=False)
+        lab.destroy()
+
+
 # ---- 5. message path ---------------------------------------------------------------------------------
 
 def bench_latency(results, lab, messages, rate):
@@ -505,7 +813,7 @@ def machine():
             "load_average_at_start": os.getloadavg()}
 
 
-PHASES = ("baseline", "converge", "noop", "scaling", "frontdoor", "latency", "versus_baseline")
+PHASES = ("baseline", "converge", "noop", "scaling", "frontdoor", "latency", "scale", "versus_baseline")
 
 
 def merged(results, previous):
@@ -567,6 +875,24 @@ def print_table(results):
         rows.append(("latency " + name, "p50 %.2f p99 %.2f ms, %.0f msg/s" % (
             lat["p50"], lat["p99"], v["throughput"]["messages_per_second"] or 0),
             "%.2f / %.2f" % (v["p50_ratio_to_node_to_node"], v["throughput_ratio_to_node_to_node"])))
+    sc = results.get("scale")
+    for stage in ("3 nodes", "6 nodes"):
+        f = (sc or {}).get(stage)
+        if not f:
+            continue
+        rows.append(("scale, %s: held / asked" % stage, "%d / %d (HAProxy %d, NGINX %d), %.0f hs/s" % (
+            f["held"], sc["devices"], f["via_haproxy"], f["via_nginx"], f["handshakes_per_second"] or 0), ""))
+        cpu = f["cpu_seconds"]
+        rows.append(("scale, %s: CPU-s in the ramp" % stage, "clients %.0f, HAProxy %.0f, NGINX %.0f, nodes %.0f" % (
+            cpu["clients"], cpu["haproxy"], cpu["nginx"], cpu["nodes"]), ""))
+        k = f["kib_per_connection"]
+        rows.append(("scale, %s: KiB per device" % stage, "HAProxy %s, NGINX %s, nodes %s, clients %s" % (
+            k["haproxy"], k["nginx"], k["nodes"], k["clients"]), ""))
+        if f.get("broke_first"):
+            rows.append(("scale, %s: broke first" % stage, f["broke_first"][:44], ""))
+        for fan in f.get("fanout", []):
+            rows.append(("scale, fan-out %d" % fan["seq"], "%s of %s devices, all after %s ms (p99 %s)" % (
+                fan.get("delivered"), fan.get("devices"), fan.get("all_ms"), fan.get("p99_ms")), ""))
     width = max(len(r[0]) for r in rows) if rows else 10
     print("\n%-*s  %-44s  %s" % (width, "measure", "figure", "ratio"))
     for r in rows:
@@ -575,11 +901,13 @@ def print_table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="converge,noop,scaling,frontdoor,latency")
+    parser.add_argument("--only", default="converge,noop,scaling,frontdoor,latency,scale")
     parser.add_argument("--sizes", default="3,5,7")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=3600, help="held through each LB (container cap: 20000 files)")
     parser.add_argument("--hold", type=int, default=10)
+    parser.add_argument("--devices", type=int, default=100000,
+                        help="scale: MQTT/TLS devices held through the front door (bounded: 200000)")
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--baseline", default=DEFAULT_BASELINE,
@@ -593,6 +921,8 @@ def main():
             print("wrote", path.relative_to(TOP))
         return
     only = set(args.only.split(","))
+    if not 1000 <= args.devices <= 200000:
+        raise SystemExit("--devices must be within [1000, 200000]")
     sizes = [int(s) for s in args.sizes.split(",")]
     if not STANDIN_DEB.exists():
         raise SystemExit("%s is missing: run make standin" % STANDIN_DEB)
@@ -606,10 +936,13 @@ def main():
         save(results, previous)
     lab = Lab(sizes[0], stock_lbs="frontdoor" in only)
     try:
+        if "scale" in only:   # its own lab (an HAProxy tier, six nodes): first, on a quiet machine
+            bench_scale(results, args.devices)
+            save(results, previous)
         if "converge" in only:
             bench_converge(results, lab)
             save(results, previous)
-        elif only & {"noop", "frontdoor", "latency", "scaling"}:
+        elif only & {"noop", "frontdoor", "latency"}:
             lab.create()
             results["converge"] = None
             lab.site(label="cold")

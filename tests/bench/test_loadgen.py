@@ -7,6 +7,7 @@ import resource
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -162,3 +163,66 @@ def test_proxy_protocol_with_tls_is_refused(node, certs):
     rc, out, err = run("connections", "--host", node.host, "--port", 8883, "--tls", "--cafile",
                        os.path.join(certs, "cacert.pem"), "--proxy-protocol", "--count", 1)
     assert rc == 2 and "--proxy-protocol" in err and out is None
+
+
+class Fanout:
+    """bench/loadgen.py fanout as a subprocess driven through stdin/stdout, as bench/run.py drives it."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, LOADGEN, "fanout"] + [str(a) for a in args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def event(self):
+        line = self.proc.stdout.readline()
+        assert line, self.proc.stderr.read()
+        return json.loads(line)
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.event()
+
+
+def test_fanout_delivers_one_message_to_every_held_device(node, certs):
+    tls = ["--tls", "--cafile", os.path.join(certs, "cacert.pem"), "--servername", "localhost"]
+    run_ = Fanout("--targets", "%s:8883,%s:1883" % (node.host, node.host), *tls[:3], "--servername", "localhost",
+                  "--count", 10, "--timeout", 20)
+    # plain 1883 with --tls fails every other handshake: those are counted, the TLS ones held
+    ready = run_.event()
+    assert ready["event"] == "ready" and ready["attempted"] == 10 and ready["held"] == 5, ready
+    assert ready["failed"] == 5 and ready["held_per_target"] == {node.host: 5}
+    run_.ask("close")
+    run_.proc.wait(10)
+
+    fan = Fanout("--targets", "%s:8883" % node.host, *tls, "--count", 300, "--concurrency", 50,
+                 "--topic", "fanout/test", "--timeout", 60)
+    ready = fan.event()
+    assert ready["event"] == "ready" and ready["held"] == 300 and ready["failed"] == 0, ready
+    assert ready["subscribe_ms"]["count"] == 300 and ready["cpu_seconds"] > 0 and ready["rss_kib"] > 0
+    published = fan.ask("publish 7")
+    assert published["event"] == "published" and published["seq"] == 7 and published["sent_ns"] > 0
+    for _ in range(100):
+        status = fan.ask("status")
+        if status["received"].get("7") == 300:
+            break
+        time.sleep(0.1)
+    assert status["received"] == {"7": 300} and status["held"] == 300, status
+    report = fan.ask("report")
+    message = report["messages"]["7"]
+    assert message["received"] == 300 and message["last_ns"] >= message["first_ns"] > published["sent_ns"]
+    assert sum(message["latency_ms_histogram"].values()) == 300
+    assert fan.ask("bogus")["event"] == "error"
+    done = fan.ask("close")
+    assert done == {"event": "done", "aborted": False, "dropped": 0, "close_seconds": done["close_seconds"]}
+    assert fan.proc.wait(10) == 0
+
+
+def test_fanout_stops_opening_after_max_failures(node, certs):
+    fan = Fanout("--targets", "%s:1883" % node.host, "--tls", "--cafile", os.path.join(certs, "cacert.pem"),
+                 "--servername", "localhost", "--count", 500, "--concurrency", 5, "--max-failures", 20,
+                 "--timeout", 30)
+    ready = fan.event()
+    assert ready["held"] == 0 and ready["stopped_after_failures"] is True
+    assert 20 <= ready["failed"] <= 25 and ready["attempted"] < 500, ready   # the 5 in flight may fail too
+    fan.proc.stdin.close()   # end of input closes the run
+    assert fan.event()["event"] == "done" and fan.proc.wait(10) == 0

@@ -51,6 +51,7 @@ MAX_TIMEOUT = 3600.0
 FD_MARGIN = 64                # descriptors kept for stdio, the event loop and the like
 CONNACK, PUBLISH, PUBACK, SUBACK = 2, 3, 4, 9
 DISCONNECT = b"\xe0\x00"
+PINGREQ = b"\xc0\x00"
 STAMP = struct.Struct("!QQ")  # start of a latency payload: sequence number, perf_counter_ns at send
 
 
@@ -630,6 +631,23 @@ async def run_fanout(args, targets):
         held[conn] = t
         conn.closed.add_done_callback(lambda _f: on_closed(conn))
 
+    async def keep_alive():
+        """PINGREQ on every held connection within 0.9 x keepalive (rounds of 0.45 x keepalive over the
+        connections held when a round starts; one opened meanwhile joins the next), as a device does, so that
+        neither EMQX (1.5 x keepalive) nor a load balancer's idle timeout closes it."""
+        step = 1.0
+        order, pos = [], 0
+        while True:
+            await asyncio.sleep(step)
+            if pos >= len(order):
+                order, pos = list(held), 0
+            n = math.ceil(len(order) * step / (args.keepalive * 0.45))
+            for conn in order[pos:pos + n]:
+                if conn in held:
+                    conn.send(PINGREQ)
+            pos += n
+
+    pinging = asyncio.create_task(keep_alive())
     tasks, aborted = [], False
     for i in range(args.count):
         if stop_opening.is_set():
@@ -650,6 +668,7 @@ async def run_fanout(args, targets):
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     per_target = collections.Counter(targets[t].host for t in held.values())
     emit("ready", attempted=len(tasks), held=len(held), failed=sum(errors.values()), errors=dict(errors),
+         dropped=state["dropped"],
          stopped_after_failures=stop_opening.is_set(), aborted=aborted, open_seconds=round(open_seconds, 3),
          handshakes_per_second=round(len(handshake_ms) / open_seconds, 1) if open_seconds else None,
          handshake_ms=summary_ms(handshake_ms), subscribe_ms=summary_ms(subscribe_ms),
@@ -691,6 +710,7 @@ async def run_fanout(args, targets):
         else:
             emit("error", error="unknown command %r (publish SEQ, status, report, close)" % command)
     reading.cancel()
+    pinging.cancel()
     state["closing"] = True
     close_seconds = await close_all(list(held), grace)
     emit("done", aborted=aborted, dropped=state["dropped"], close_seconds=close_seconds)

@@ -109,11 +109,38 @@ def _latency(results, out):
     return _save(fig, out, "latency.png", results, "latency")
 
 
+def _scale(results, out):
+    sc = results["scale"]
+    stages = [k for k in ("3 nodes", "6 nodes") if sc.get(k)]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for stage in stages:
+        growth = sc[stage]["growth"]
+        a1.plot([g["seconds"] for g in growth], [g["node_fds"] for g in growth], marker=".", label=stage)
+        fullest = sc[stage]["fullest"]["nodes"]
+        if fullest and fullest["limit"]:
+            n = int(stage.split()[0])
+            a1.axhline(n * fullest["limit"], linestyle="--", linewidth=0.8, color=a1.lines[-1].get_color())
+    a1.set_xlabel("seconds into the ramp")
+    a1.set_ylabel("open files of the EMQX nodes")
+    a1.set_title("Devices arriving (dashed: the nodes' open-file limits)", fontsize=9)
+    a1.legend(fontsize=8)
+    x = range(len(stages))
+    haproxy = [sc[s]["via_haproxy"] for s in stages]
+    nginx = [sc[s]["via_nginx"] for s in stages]
+    a2.bar(x, haproxy, label="through %d HAProxy hosts" % sc["haproxy_hosts"])
+    a2.bar(x, nginx, bottom=haproxy, label="through NGINX (%s workers)" % sc.get("nginx_workers", "?"))
+    a2.axhline(sc["devices"], color="black", linewidth=0.8, linestyle="--")
+    a2.set_xticks(list(x), stages)
+    a2.set_title("MQTT/TLS devices held, of %d asked" % sc["devices"], fontsize=9)
+    a2.legend(fontsize=8)
+    return _save(fig, out, "scale.png", results, "scale")
+
+
 def draw(results, out):
     """Every plot the results have figures for; the paths written."""
     drawn = []
     for key, fn in (("converge", _converge), ("noop", _noop), ("scaling", _scaling), ("frontdoor", _frontdoor),
-                    ("latency", _latency)):
+                    ("latency", _latency), ("scale", _scale)):
         if results.get(key):
             drawn.append(fn(results, out))
     return drawn

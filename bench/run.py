@@ -35,6 +35,7 @@ import pathlib
 import platform
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -488,6 +489,10 @@ def bench_frontdoor(results, lab, count, hold):
 SCALE_SOURCES = ["172.30.20.%d" % i for i in range(2, 10)]
 SCALE_PER_CLIENT = 17000   # devices per load generator process (each holds one file per device, cap 20000)
 SCALE_TOPIC = "bench/fanout"
+# The devices' MQTT keepalive; loadgen pings within 0.9 x of it. The load balancers close a connection silent
+# for 240 s (their timeouts outlast 1.5 x the 60 s keepalive they are set up for), so a device must speak
+# more often than that; 180 s keeps the pings (about 1,200/s for 100,000 devices) cheap.
+SCALE_KEEPALIVE = 180
 NODE_PROCESS_SKIP = {"systemd", "systemd-journal", "systemd-logind", "systemd-udevd", "dbus-daemon", "cron",
                      "agetty", "sh", "bash", "sleep", "nft", "(sd-pam)"}
 
@@ -506,9 +511,11 @@ def scale_lab(total, nodes, spare):
     half = total // 2
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # what dockerd and so every container's init inherit
     per_host = lb_sizing_filter()(1, processes=1, init_nofile=hard, init_can_raise=False)["max_target"]
-    hosts = -(-half // per_host)
+    # 1% beyond an even share: the generators spread the devices evenly, not exactly.
+    hosts = -(-half * 101 // (100 * per_host))
     tier = [("bench-haproxy-%d" % i, "172.30.20.%d" % (30 + i)) for i in range(1, hosts + 1)]
-    extra = {"haproxy_lb_target_connections": -(-half // hosts), "nginx_lb_target_connections": total - half}
+    extra = {"haproxy_lb_target_connections": min(per_host, -(-half * 101 // (100 * hosts))),
+             "nginx_lb_target_connections": total - half}
     return Lab(nodes, haproxy=tier, spare_nodes=spare, name="scale", extra=extra), per_host
 
 
@@ -574,9 +581,13 @@ class Clients:
         count = -(-total // SCALE_PER_CLIENT)
         shares = [total // count + (1 if i < total % count else 0) for i in range(count)]
         self.log = open(lab.dir / "scale-clients.log", "a")
+        # Each generator starts its turn over the targets at another one, so that their shares add up evenly.
         self.procs = [subprocess.Popen(
-            [sys.executable, str(LOADGEN), "fanout", "--targets", ",".join(targets), "--tls", "--cafile", str(lab.ca),
+            [sys.executable, str(LOADGEN), "fanout", "--targets", ",".join(targets[2 * i % len(targets):]
+                                                                            + targets[:2 * i % len(targets)]),
+             "--tls", "--cafile", str(lab.ca),
              "--allow-network", SUBNET, "--count", str(n), "--concurrency", "64", "--connect-timeout", "20",
+             "--keepalive", str(SCALE_KEEPALIVE),
              "--source-addresses", ",".join(SCALE_SOURCES), "--topic", SCALE_TOPIC, "--max-failures", str(max_failures),
              "--client-id-prefix", "scale-%d-%d-" % (os.getpid(), i), "--timeout", str(timeout)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=TOP)
@@ -676,22 +687,25 @@ def what_broke(fig):
     """The first limit met, from the figures: an open-file limit within 1% (or 64 files), else the errors seen."""
     if not fig["failed"]:
         return None
-    full = [("%s %s on %s" % (k, f["process"], f["container"]), f) for k, f in fig["fullest"].items()
+    names = {"nodes": "the EMQX node process", "haproxy": "HAProxy", "nginx": "an NGINX worker"}
+    full = [("%s (%s) on %s" % (names[k], f["process"], f["container"]), f) for k, f in fig["fullest"].items()
             if f and f["limit"] and f["fds"] >= min(f["limit"] * 0.99, f["limit"] - 64)]
     if full:
         return "; ".join("%s at its open-file limit (%d of %d)" % (who, f["fds"], f["limit"]) for who, f in full)
     return "failed handshakes: %s" % ", ".join("%s %d" % kv for kv in sorted(fig["errors"].items()))
 
 
-def scale_fanout(clients, seq, held, stall=60):
-    """One stamped message published to every device; how long until all of them had it."""
+def scale_fanout(clients, seq, stall=30):
+    """One stamped message published to every device; how long until all of them (those held) had it."""
     first = clients.procs[0]
     published = clients.ask(first, "publish %d" % seq)
     if "sent_ns" not in published:
         return {"seq": seq, "error": published.get("error")}
     last_change, last_total = time.monotonic(), -1
     while True:
-        total = sum(clients.ask(p, "status")["received"].get(str(seq), 0) for p in clients.procs)
+        statuses = [clients.ask(p, "status") for p in clients.procs]
+        total = sum(st["received"].get(str(seq), 0) for st in statuses)
+        held = sum(st["held"] for st in statuses)
         if total != last_total:
             last_change, last_total = time.monotonic(), total
         if total >= held or time.monotonic() - last_change > stall:
@@ -714,6 +728,164 @@ def scale_fanout(clients, seq, held, stall=60):
             "first_ms": round((min(r["first_ns"] for r in reports) - sent) / 1e6, 1) if reports else None,
             "all_ms": round((max(r["last_ns"] for r in reports) - sent) / 1e6, 1) if reports else None,
             "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+TSUNG_XML = """<?xml version="1.0"?>
+<!DOCTYPE tsung SYSTEM "/usr/share/tsung/tsung-1.0.dtd">
+<!-- written by bench/run.py: {count} MQTT/TLS devices through one load balancer, each subscribed, held -->
+<tsung loglevel="notice" version="1.0">
+  <clients>
+    <client host="localhost" use_controller_vm="true" maxusers="{count}">
+{ips}
+    </client>
+  </clients>
+  <servers>
+    <server host="{host}" port="8883" type="ssl"/>
+  </servers>
+  <load>
+    <arrivalphase phase="1" duration="{duration}" unit="second">
+      <users maxnumber="{count}" arrivalrate="{rate}" unit="second"/>
+    </arrivalphase>
+  </load>
+  <sessions>
+    <session name="device" probability="100" type="ts_mqtt">
+      <request><mqtt type="connect" clean_start="true" keepalive="300"></mqtt></request>
+      <request><mqtt type="subscribe" topic="{topic}" qos="0"></mqtt></request>
+      <request><mqtt type="waitForMessages" timeout="{hold_ms}"></mqtt></request>
+      <request><mqtt type="disconnect"></mqtt></request>
+    </session>
+  </sessions>
+</tsung>
+"""
+
+
+def proc_cpu_rss_fds(pid):
+    """CPU seconds, RSS (KiB) and open sockets of one process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stat = pathlib.Path("/proc/%d/stat" % pid).read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    status = pathlib.Path("/proc/%d/status" % pid).read_text()
+    rss = int(next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")), 0))
+    sockets = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            sockets += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return (int(fields[11]) + int(fields[12])) / tick, rss, sockets
+
+
+def session_beam(leader):
+    """The Erlang VM (beam.smp) started in the session of the tsung process `leader`, or None."""
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm.startswith("beam") and int(stat[stat.rindex(")") + 2:].split()[3]) == leader:
+            return int(entry.name)
+    return None
+
+
+def raise_nofile():
+    """In a child before exec: open files up to the hard limit, as loadgen does for itself."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def bench_generators(lab, count):
+    """tsung (Debian's, Erlang, its MQTT plugin) beside bench/loadgen.py: the same devices through NGINX, one
+    client process each; how fast each gets them all connected and subscribed, at what CPU and memory."""
+    if shutil.which("tsung") is None:
+        run(["apt-get", "install", "-y", "-q", "tsung"], check=False, timeout=600)
+    if shutil.which("tsung") is None:
+        return {"error": "tsung is not installable here (Debian package tsung)"}
+    host = lab.nginx[0][1]
+    nginx = [n for n, _ in lab.nginx]
+    out = {"devices": count, "through": "NGINX %s" % host}
+    # tsung: arrivals at a rate above what either client reaches, so the client and the LB set the pace.
+    logdir = lab.dir / "tsung"
+    shutil.rmtree(logdir, ignore_errors=True)
+    logdir.mkdir(parents=True)
+    xml = lab.dir / "tsung.xml"
+    xml.write_text(TSUNG_XML.format(count=count, host=host, duration=count // 1000 + 30, rate=2000,
+                                    topic=SCALE_TOPIC, hold_ms=600000,
+                                    ips="\n".join('      <ip value="%s"/>' % a for a in SCALE_SOURCES[:2])))
+    lb_before = kind_totals(processes_of(nginx), lab)["nginx"]["cpu_seconds"]
+    started = time.monotonic()
+    proc = subprocess.Popen(["tsung", "-f", str(xml), "-l", str(logdir), "start"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, cwd=lab.dir,
+                            preexec_fn=raise_nofile)
+    try:
+        beam = None
+        while beam is None and time.monotonic() - started < 30:
+            time.sleep(0.2)
+            beam = session_beam(proc.pid)
+        if beam is None:
+            return dict(out, error="tsung's Erlang VM did not start")
+        cpu0, _rss, fds0 = proc_cpu_rss_fds(beam)
+        first = last_change = None
+        peak = fds0
+        while time.monotonic() - started < 600:
+            time.sleep(0.5)
+            cpu, rss, fds = proc_cpu_rss_fds(beam)
+            if first is None and fds > fds0:
+                first = time.monotonic()
+            if fds > peak:
+                peak, last_change = fds, time.monotonic()
+                peak_cpu, peak_rss = cpu, rss
+            if peak - fds0 >= count or (last_change and time.monotonic() - last_change > 15):
+                break
+        held = min(count, peak - fds0)   # a few sockets of its own appear too
+        seconds = (last_change - first) if first and last_change else None
+        out["tsung"] = {"held": held, "seconds": round(seconds, 1) if seconds else None,
+                        "handshakes_per_second": round(held / seconds, 1) if seconds else None,
+                        "cpu_seconds": round(peak_cpu - cpu0, 1) if held else None,
+                        "rss_kib": peak_rss if held else None,
+                        "kib_per_device": round(peak_rss / held, 1) if held else None,
+                        "verifies_certificate": False}
+        out["tsung"]["lb_cpu_seconds"] = round(kind_totals(processes_of(nginx), lab)["nginx"]["cpu_seconds"] - lb_before, 1)
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+    stats = sorted(logdir.glob("*/tsung.log"))
+    if stats:
+        text = stats[-1].read_text()
+        connects = [ln.split() for ln in text.splitlines() if ln.startswith("stats: connect ")]
+        if connects:
+            out["tsung"]["connect_ms_mean"] = round(float(connects[-1][3]), 1)   # TCP + TLS, as tsung times it
+        errors = {}
+        for ln in text.splitlines():
+            if ln.startswith("stats: error_"):
+                name, n = ln.split()[1], int(ln.split()[3])
+                errors[name] = max(errors.get(name, 0), n)
+        out["tsung"]["errors"] = errors
+    time.sleep(10)   # NGINX and the nodes close what tsung held
+    lb_before = kind_totals(processes_of(nginx), lab)["nginx"]["cpu_seconds"]
+    clients = Clients(lab, count, ["%s:8883" % host], 200, timeout=600)
+    try:
+        ready = clients.read(clients.procs[0])
+        out["loadgen"] = {"held": ready["held"], "seconds": ready["open_seconds"],
+                          "handshakes_per_second": ready["handshakes_per_second"], "cpu_seconds": ready["cpu_seconds"],
+                          "rss_kib": ready["rss_kib"], "kib_per_device": round(ready["rss_kib"] / ready["held"], 1)
+                          if ready["held"] else None, "connect_ms_mean": ready["handshake_ms"].get("mean"),
+                          "errors": ready["errors"], "verifies_certificate": True,
+                          "lb_cpu_seconds": round(kind_totals(processes_of(nginx), lab)["nginx"]["cpu_seconds"]
+                                                  - lb_before, 1)}
+    finally:
+        clients.close()
+    for name in ("tsung", "loadgen"):
+        g = out.get(name, {})
+        print("    %-8s %5d devices in %5s s: %6s handshakes/s, client %s CPU-s (NGINX %s), %s KiB per device" % (
+            name, g.get("held", 0), g.get("seconds"), g.get("handshakes_per_second"), g.get("cpu_seconds"),
+            g.get("lb_cpu_seconds"), g.get("kib_per_device")), flush=True)
+    return out
 
 
 def bench_scale(results, total, messages=3):
@@ -752,7 +924,7 @@ def bench_scale(results, total, messages=3):
                     fig["handshakes_per_second"] or 0, fig["broke_first"]), flush=True)
                 if stage == "6 nodes" and fig["held"]:
                     time.sleep(5)   # settle
-                    fig["fanout"] = [scale_fanout(clients, seq, fig["held"]) for seq in range(1, messages + 1)]
+                    fig["fanout"] = [scale_fanout(clients, seq) for seq in range(1, messages + 1)]
                     for f in fig["fanout"]:
                         print("    fan-out %d: %d of %d devices, first after %s ms, all after %s ms (p50 %s, p99 %s)" % (
                             f["seq"], f.get("delivered", 0), f["devices"] if "devices" in f else 0, f.get("first_ms"),
@@ -763,6 +935,8 @@ def bench_scale(results, total, messages=3):
                 fig["dropped_while_held"] = sum(d.get("dropped", 0) for d in done)
             out[stage] = fig
             time.sleep(10)   # the nodes and LBs close what was held
+        log("scale: load generators side by side, %d devices through NGINX each" % min(15000, total))
+        out["generators"] = bench_generators(lab, min(15000, total))
     finally:
         for address in bridge_added or []:
             run(["ip", "addr", "del", address + "/32", "dev", bridge], check=False)

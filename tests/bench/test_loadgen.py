@@ -226,3 +226,15 @@ def test_fanout_stops_opening_after_max_failures(node, certs):
     assert 20 <= ready["failed"] <= 25 and ready["attempted"] < 500, ready   # the 5 in flight may fail too
     fan.proc.stdin.close()   # end of input closes the run
     assert fan.event()["event"] == "done" and fan.proc.wait(10) == 0
+
+
+def test_fanout_devices_ping_within_their_keepalive(node, certs):
+    # EMQX closes a connection silent for 1.5 x its keepalive (here 3 s): held devices must ping.
+    fan = Fanout("--targets", "%s:8883" % node.host, "--tls", "--cafile", os.path.join(certs, "cacert.pem"),
+                 "--servername", "localhost", "--count", 30, "--keepalive", 2, "--timeout", 30)
+    ready = fan.event()
+    assert ready["held"] == 30, ready
+    time.sleep(6)
+    status = fan.ask("status")
+    assert status["held"] == 30 and status["dropped"] == 0, status
+    assert fan.ask("close")["dropped"] == 0 and fan.proc.wait(10) == 0

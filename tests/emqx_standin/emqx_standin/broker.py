@@ -727,8 +727,10 @@ class _Conn(asyncio.Protocol):
         self._close("frame_error", rc=e.reason_code)
 
     def _packet(self, ptype, flags, body):
-        if ptype != mc.PUBLISH and flags != _REQUIRED_FLAGS.get(ptype, 0):
-            raise mc.MalformedPacket("bad fixed header flags for %s" % mc.PACKET_NAMES.get(ptype, ptype))
+        # emqx_frame.erl parse/2 checks the fixed header's flags (validate_header/4) only in strict mode
+        # (mqtt.strict_mode, false by default); otherwise it takes SUBSCRIBE, UNSUBSCRIBE and PUBREL with any flags.
+        if self.broker.strict_mode and ptype != mc.PUBLISH and flags != _REQUIRED_FLAGS.get(ptype, 0):
+            raise mc.MalformedPacket("bad_frame_header (%s)" % mc.PACKET_NAMES.get(ptype, ptype))
         if self.stage == ST_CONNECT:
             if ptype != mc.CONNECT:
                 raise mc.MalformedPacket("unexpected %s before CONNECT" % mc.PACKET_NAMES.get(ptype, ptype),
@@ -1231,6 +1233,7 @@ class Broker:
         self.max_mqueue_len = None if self.max_mqueue_len == "infinity" else int(self.max_mqueue_len)
         self.mqueue_store_qos0 = bool(m.get("mqueue_store_qos0", True))
         self.keepalive_multiplier = float(m.get("keepalive_multiplier", 1.5))
+        self.strict_mode = bool(m.get("strict_mode", False))
         self.idle_timeout = _duration(m.get("idle_timeout"), 15.0)
         sk = m.get("server_keepalive", "disabled")
         self.server_keepalive = None if sk in (None, "disabled") else int(_duration(sk, 0))

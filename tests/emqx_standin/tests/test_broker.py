@@ -613,6 +613,23 @@ def test_persistent_session_resumed(broker, paho):
     assert [m.payload for m in got] == [b"while-away-1", b"while-away-2"]
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_fixed_header_flags_are_checked_only_in_strict_mode(make_broker, strict):
+    # SUBSCRIBE with flags 0000 instead of 0010, as tsung 1.7's MQTT plugin sends it: EMQX 5.8.9 takes it unless
+    # mqtt.strict_mode is on (emqx_frame.erl parse/2, validate_header/4).
+    h = make_broker(mqtt_conf={"strict_mode": True} if strict else None)
+    r = RawClient(h.port())
+    assert r.connect("flags") == b"\x00\x00"
+    r.send(packet(0x80, b"\x00\x01" + s16("t/flags") + b"\x00"))
+    if strict:
+        assert r.expect_closed() == []
+        assert "bad_frame_header" in h.log_text()
+    else:
+        t, _f, body = r.read()
+        assert t == 9 and body == b"\x00\x01\x00"  # SUBACK, packet id 1, granted QoS 0
+        r.close()
+
+
 def test_max_connections(make_broker):
     h = make_broker({"tcp": {"default": tcp_listener(max_connections=3)}})
     port = h.port()

@@ -64,8 +64,10 @@ def _noop(results, out):
 def _scaling(results, out):
     sizes = sorted(int(k) for k in results["scaling"] if k.isdigit())
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for key, label in (("cold_seconds", "cold converge"), ("noop_seconds", "no-op rerun")):
-        ax.plot(sizes, [results["scaling"][str(s)][key] for s in sizes], marker="o", label=label)
+    for key, label in (("cold_seconds", "cold converge"), ("noop_seconds", "no-op rerun"),
+                       ("floor_seconds", "floor: installs and starts by docker exec")):
+        if all(key in results["scaling"][str(s)] for s in sizes):
+            ax.plot(sizes, [results["scaling"][str(s)][key] for s in sizes], marker="o", label=label)
     ax.set_xticks(sizes)
     ax.set_xlabel("EMQX nodes (+ HAProxy + NGINX)")
     ax.set_ylabel("seconds")

@@ -273,8 +273,8 @@ def floor(lab):
         dexec(name, "apt-get", "install", "-y", "-q", *packages)
         dexec(name, "systemctl", "restart", service)
 
-    jobs = [(node, (n,)) for n, _ in lab.nodes] + [(lb, (HAPROXY[0], ["haproxy", "socat"], "haproxy")),
-                                                    (lb, (NGINX[0], ["nginx", "libnginx-mod-stream"], "nginx"))]
+    jobs = ([(node, (n,)) for n, _ in lab.nodes] + [(lb, (n, ["haproxy", "socat"], "haproxy")) for n, _ in lab.haproxy]
+            + [(lb, (n, ["nginx", "libnginx-mod-stream"], "nginx")) for n, _ in lab.nginx])
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         for future in [pool.submit(f, *a) for f, a in jobs]:
@@ -354,25 +354,31 @@ def bench_noop(results, lab, rounds):
 # ---- 3. scaling -------------------------------------------------------------------------------------
 
 def bench_scaling(results, sizes, first=None):
+    """Cold converge and no-op rerun per size, beside the floor of that size (the same installs and starts by
+    docker exec, in parallel): how much of the growth with the hosts is the machine's, not site.yml's."""
     results["scaling"] = {}
     for size in sizes:
-        if first and size == first[0]:
-            cold, noop = first[1], first[2]
-        else:
-            lab = Lab(size)
-            log("scaling: %d EMQX nodes, cold converge and a no-op rerun" % size)
-            try:
+        lab = Lab(size)
+        log("scaling: %d EMQX nodes, the floor%s" % (size, "" if first and size == first[0] else
+                                                        ", a cold converge and a no-op rerun"))
+        try:
+            lab.create()
+            floor_seconds = floor(lab)
+            if first and size == first[0]:
+                cold, noop = first[1], first[2]
+            else:
                 lab.create()
                 cold = lab.site(label="cold")["wall_seconds"]
                 noop = lab.site(label="noop")["wall_seconds"]
-            finally:
-                lab.destroy()
-        results["scaling"][str(size)] = {"cold_seconds": cold, "noop_seconds": noop}
+        finally:
+            lab.destroy()
+        results["scaling"][str(size)] = {"cold_seconds": cold, "noop_seconds": noop, "floor_seconds": floor_seconds}
     if len(sizes) > 1:
         low, high = results["scaling"][str(sizes[0])], results["scaling"][str(sizes[-1])]
         results["scaling"]["ratio_%d_to_%d" % (sizes[-1], sizes[0])] = {
             "cold": round(high["cold_seconds"] / low["cold_seconds"], 2),
-            "noop": round(high["noop_seconds"] / low["noop_seconds"], 2)}
+            "noop": round(high["noop_seconds"] / low["noop_seconds"], 2),
+            "floor": round(high["floor_seconds"] / low["floor_seconds"], 2)}
 
 
 # ---- 4. front door capacity --------------------------------------------------------------------------
@@ -775,8 +781,10 @@ def proc_cpu_rss_fds(pid):
     return (int(fields[11]) + int(fields[12])) / tick, rss, sockets
 
 
-def session_beam(leader):
-    """The Erlang VM (beam.smp) started in the session of the tsung process `leader`, or None."""
+def session_beams(leader):
+    """The Erlang VMs (beam.smp) in the session of the tsung process `leader`: its controller, and the client
+    VMs it starts on this host when one VM has as many users as it takes."""
+    found = []
     for entry in pathlib.Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -786,8 +794,20 @@ def session_beam(leader):
             continue
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         if comm.startswith("beam") and int(stat[stat.rindex(")") + 2:].split()[3]) == leader:
-            return int(entry.name)
-    return None
+            found.append(int(entry.name))
+    return found
+
+
+def beams_cpu_rss_sockets(leader):
+    """CPU seconds, RSS and sockets summed over the session's Erlang VMs."""
+    total = [0.0, 0, 0]
+    for pid in session_beams(leader):
+        try:
+            figures = proc_cpu_rss_fds(pid)
+        except OSError:
+            continue
+        total = [t + f for t, f in zip(total, figures)]
+    return tuple(total)
 
 
 def raise_nofile():
@@ -820,18 +840,17 @@ def bench_generators(lab, count):
                             stderr=subprocess.DEVNULL, start_new_session=True, cwd=lab.dir,
                             preexec_fn=raise_nofile)
     try:
-        beam = None
-        while beam is None and time.monotonic() - started < 30:
+        while not session_beams(proc.pid) and time.monotonic() - started < 30:
             time.sleep(0.2)
-            beam = session_beam(proc.pid)
-        if beam is None:
+        if not session_beams(proc.pid):
             return dict(out, error="tsung's Erlang VM did not start")
-        cpu0, _rss, fds0 = proc_cpu_rss_fds(beam)
+        time.sleep(0.5)
+        cpu0, _rss, fds0 = beams_cpu_rss_sockets(proc.pid)
         first = last_change = None
         peak = fds0
         while time.monotonic() - started < 600:
             time.sleep(0.5)
-            cpu, rss, fds = proc_cpu_rss_fds(beam)
+            cpu, rss, fds = beams_cpu_rss_sockets(proc.pid)
             if first is None and fds > fds0:
                 first = time.monotonic()
             if fds > peak:
@@ -1037,10 +1056,11 @@ def print_table(results):
                      "%.2f" % v["ratio_to_defaults"]))
     for size, v in results.get("scaling", {}).items():
         if size.startswith("ratio"):
-            rows.append(("scaling " + size.replace("ratio_", "").replace("_to_", "/") + " nodes", "cold / no-op",
-                         "%.2f / %.2f" % (v["cold"], v["noop"])))
+            rows.append(("scaling " + size.replace("ratio_", "").replace("_to_", "/") + " nodes",
+                         "cold / no-op / floor", "%.2f / %.2f / %s" % (v["cold"], v["noop"], v.get("floor", "-"))))
         else:
-            rows.append(("%s nodes: cold, no-op" % size, "%.0f s, %.1f s" % (v["cold_seconds"], v["noop_seconds"]), ""))
+            rows.append(("%s nodes: cold, no-op, floor" % size, "%.0f s, %.1f s, %s s" % (
+                v["cold_seconds"], v["noop_seconds"], v.get("floor_seconds", "-")), ""))
     for name, v in results.get("frontdoor", {}).items():
         rows.append((name, "held %d/%d, %s KiB/conn, %.0f hs/s" % (v["held"], v["attempted"], v["lb_kib_per_connection"],
                                                                    v["handshakes_per_second"]), ""))

@@ -583,7 +583,7 @@ class Clients:
     """The fan-out load generators (bench/loadgen.py fanout), one per SCALE_PER_CLIENT devices, driven over
     their stdin and stdout."""
 
-    def __init__(self, lab, total, targets, max_failures, timeout):
+    def __init__(self, lab, total, targets, max_failures, timeout, sources=None):
         count = -(-total // SCALE_PER_CLIENT)
         shares = [total // count + (1 if i < total % count else 0) for i in range(count)]
         self.log = open(lab.dir / "scale-clients.log", "a")
@@ -594,7 +594,8 @@ class Clients:
              "--tls", "--cafile", str(lab.ca),
              "--allow-network", SUBNET, "--count", str(n), "--concurrency", "64", "--connect-timeout", "20",
              "--keepalive", str(SCALE_KEEPALIVE),
-             "--source-addresses", ",".join(SCALE_SOURCES), "--topic", SCALE_TOPIC, "--max-failures", str(max_failures),
+             "--source-addresses", ",".join(sources or SCALE_SOURCES), "--topic", SCALE_TOPIC,
+             "--max-failures", str(max_failures),
              "--client-id-prefix", "scale-%d-%d-" % (os.getpid(), i), "--timeout", str(timeout)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=TOP)
             for i, n in enumerate(shares)]
@@ -887,7 +888,7 @@ def bench_generators(lab, count):
         out["tsung"]["errors"] = errors
     time.sleep(10)   # NGINX and the nodes close what tsung held
     lb_before = kind_totals(processes_of(nginx), lab)["nginx"]["cpu_seconds"]
-    clients = Clients(lab, count, ["%s:8883" % host], 200, timeout=600)
+    clients = Clients(lab, count, ["%s:8883" % host], 200, timeout=600, sources=SCALE_SOURCES[:2])
     try:
         ready = clients.read(clients.procs[0])
         out["loadgen"] = {"held": ready["held"], "seconds": ready["open_seconds"],
@@ -907,13 +908,43 @@ def bench_generators(lab, count):
     return out
 
 
+def add_sources(addresses):
+    """Client addresses on the bench network's bridge; returns a function that takes them away again."""
+    bridge = bridge_of(NETWORK)
+    added = []
+    for address in addresses:
+        run(["ip", "addr", "add", address + "/32", "dev", bridge])
+        added.append(address)
+
+    def remove():
+        for a in added:
+            run(["ip", "addr", "del", a + "/32", "dev", bridge], check=False)
+    return remove
+
+
+def bench_generators_phase(results, count):
+    """tsung beside loadgen on a lab of its own: 3 nodes, NGINX sized by nginx_lb for `count` devices."""
+    lab = Lab(3, name="generators", extra={"nginx_lb_target_connections": count})
+    log("load generators side by side: tsung and bench/loadgen.py, %d devices through NGINX each" % count)
+    remove = None
+    try:
+        lab.create()
+        lab.site(label="cold")
+        remove = add_sources(SCALE_SOURCES[:2])
+        results["generators"] = bench_generators(lab, count)
+    finally:
+        if remove:
+            remove()
+        lab.destroy()
+
+
 def bench_scale(results, total, messages=3):
     """Stage 1: `total` devices into the 3-node cluster until something breaks. Stage 2: three more nodes joined
     through site.yml, `total` devices again, held, and a message fanned out to all of them."""
     lab, per_host = scale_lab(total, 3, 3)
     log("scale: %d MQTT/TLS devices, half through NGINX, half over %d HAProxy hosts (%d each at most under the "
         "containers' open-file limit, by iothub.emq.lb_sizing)" % (total, len(lab.haproxy), per_host))
-    bridge = bridge_added = None
+    remove = None
     out = {"devices": total, "haproxy_hosts": len(lab.haproxy), "haproxy_max_per_host": per_host,
            "settings": dict(lab.extra), "source_addresses": len(SCALE_SOURCES)}
     results["scale"] = out
@@ -924,10 +955,7 @@ def bench_scale(results, total, messages=3):
         out["cold_converge_seconds"] = round(time.monotonic() - started, 1)
         text = dexec(lab.nginx[0][0], "cat", "/etc/nginx/nginx.conf").stdout
         out["nginx_workers"] = int(text.split("worker_processes", 1)[1].split(";")[0])
-        bridge = bridge_of(NETWORK)
-        for address in SCALE_SOURCES:
-            run(["ip", "addr", "add", address + "/32", "dev", bridge])
-        bridge_added = list(SCALE_SOURCES)
+        remove = add_sources(SCALE_SOURCES)
         for stage, max_failures in (("3 nodes", 50), ("6 nodes", 1000)):
             if stage == "6 nodes":
                 lab.add_nodes()
@@ -954,11 +982,9 @@ def bench_scale(results, total, messages=3):
                 fig["dropped_while_held"] = sum(d.get("dropped", 0) for d in done)
             out[stage] = fig
             time.sleep(10)   # the nodes and LBs close what was held
-        log("scale: load generators side by side, %d devices through NGINX each" % min(15000, total))
-        out["generators"] = bench_generators(lab, min(15000, total))
     finally:
-        for address in bridge_added or []:
-            run(["ip", "addr", "del", address + "/32", "dev", bridge], check=False)
+        if remove:
+            remove()
         lab.destroy()
 
 
@@ -1006,7 +1032,8 @@ def machine():
             "load_average_at_start": os.getloadavg()}
 
 
-PHASES = ("baseline", "converge", "noop", "scaling", "frontdoor", "latency", "scale", "versus_baseline")
+PHASES = ("baseline", "converge", "noop", "scaling", "frontdoor", "latency", "scale", "generators",
+          "versus_baseline")
 
 
 def merged(results, previous):
@@ -1087,6 +1114,12 @@ def print_table(results):
         for fan in f.get("fanout", []):
             rows.append(("scale, fan-out %d" % fan["seq"], "%s of %s devices, all after %s ms (p99 %s)" % (
                 fan.get("delivered"), fan.get("devices"), fan.get("all_ms"), fan.get("p99_ms")), ""))
+    for name, g in (results.get("generators") or {}).items():
+        if isinstance(g, dict) and "held" in g:
+            rows.append(("generator %s, %d devices" % (name, results["generators"]["devices"]),
+                         "%d held, %s hs/s, %s CPU-s (NGINX %s), %s KiB each" % (
+                             g["held"], g["handshakes_per_second"], g["cpu_seconds"], g["lb_cpu_seconds"],
+                             g["kib_per_device"]), ""))
     width = max(len(r[0]) for r in rows) if rows else 10
     print("\n%-*s  %-44s  %s" % (width, "measure", "figure", "ratio"))
     for r in rows:
@@ -1095,7 +1128,7 @@ def print_table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="converge,noop,scaling,frontdoor,latency,scale")
+    parser.add_argument("--only", default="converge,noop,scaling,frontdoor,latency,scale,generators")
     parser.add_argument("--sizes", default="3,5,7")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=3600, help="held through each LB (container cap: 20000 files)")
@@ -1132,6 +1165,9 @@ def main():
     try:
         if "scale" in only:   # its own lab (an HAProxy tier, six nodes): first, on a quiet machine
             bench_scale(results, args.devices)
+            save(results, previous)
+        if "generators" in only:
+            bench_generators_phase(results, min(15000, args.devices))
             save(results, previous)
         if "converge" in only:
             bench_converge(results, lab)

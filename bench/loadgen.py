@@ -270,6 +270,28 @@ async def take_slot(semaphore, due, deadline):
     return True
 
 
+async def open_paced(args, open_one, tasks, in_flight, started, deadline, errors, stop=None):
+    """Start open_one(i) for i < --count, paced by --rate and the in_flight semaphore, until the deadline (or
+    `stop` is set); wait for them, cancelling those the deadline cuts. Appends to tasks; True when cut short."""
+    aborted = False
+    for i in range(args.count):
+        if stop is not None and stop.is_set():
+            break
+        if not await take_slot(in_flight, started + i / args.rate if args.rate else 0.0, deadline):
+            aborted = True
+            break
+        tasks.append(asyncio.create_task(open_one(i)))
+    if tasks:
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        if pending:
+            aborted = True
+            errors["aborted"] += len(pending)
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
+    return aborted
+
+
 def error_kind(exc):
     if isinstance(exc, ConnackRefused):
         return "connack rc=%d" % exc.rc
@@ -327,20 +349,7 @@ async def run_connections(args, target):
         state["peak"] = max(state["peak"], len(held))
         conn.closed.add_done_callback(lambda _f: on_closed(conn))
 
-    aborted = False
-    for i in range(args.count):
-        if not await take_slot(in_flight, started + i / args.rate if args.rate else 0.0, deadline):
-            aborted = True
-            break
-        tasks.append(asyncio.create_task(open_one(i)))
-    if tasks:
-        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-        if pending:
-            aborted = True
-            errors["aborted"] += len(pending)
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending)
+    aborted = await open_paced(args, open_one, tasks, in_flight, started, deadline, errors)
     opened = time.monotonic()
     hold_until = opened + args.hold
     if hold_until > deadline:
@@ -648,22 +657,8 @@ async def run_fanout(args, targets):
             pos += n
 
     pinging = asyncio.create_task(keep_alive())
-    tasks, aborted = [], False
-    for i in range(args.count):
-        if stop_opening.is_set():
-            break
-        if not await take_slot(in_flight, started + i / args.rate if args.rate else 0.0, deadline):
-            aborted = True
-            break
-        tasks.append(asyncio.create_task(open_one(i)))
-    if tasks:
-        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-        if pending:
-            aborted = True
-            errors["aborted"] += len(pending)
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending)
+    tasks = []
+    aborted = await open_paced(args, open_one, tasks, in_flight, started, deadline, errors, stop_opening)
     open_seconds = time.monotonic() - started
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     per_target = collections.Counter(targets[t].host for t in held.values())

@@ -27,12 +27,16 @@ def emqx_cluster_members(hosts):
     """One line per node, sorted: "<node>  running|<state>  <version>", or "<name>  not responding".
 
     ``hosts`` are the play's hosts' variables (``ansible_play_hosts | map('extract', hostvars)``): each host's
-    ``__emq_cluster_status`` (what iothub.emq.emq_cluster_info returned; hosts without it, or that skipped
-    it, are left out), and ``__emq_node_name`` or the inventory name for a node that did not answer.
+    ``__emq_cluster_status`` (what iothub.emq.emq_cluster_info returned), or, when the role skipped that
+    read because discovery had already formed the expected cluster, ``__emq_cluster_settle`` (the same
+    module's earlier read); hosts without either, or that skipped both, are left out; and ``__emq_node_name``
+    or the inventory name for a node that did not answer.
     """
     lines = []
     for host in hosts or []:
         status = host.get("__emq_cluster_status")
+        if not isinstance(status, Mapping) or status.get("skipped"):
+            status = host.get("__emq_cluster_settle")
         if not isinstance(status, Mapping) or status.get("skipped"):
             continue
         if status.get("node"):

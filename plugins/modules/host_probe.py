@@ -62,6 +62,34 @@ options:
     type: list
     elements: str
     default: []
+  checksums:
+    description:
+      - Absolute paths of files whose SHA-1 checksum to report, for example a live configuration and the copy kept
+        beside it, to tell whether they are the same without reading either (which may hold a secret).
+    type: list
+    elements: path
+    default: []
+    version_added: 0.4.0
+  count:
+    description:
+      - Files to count the lines of that match a regular expression. Only the count is returned, never a line,
+        so a file that may hold a secret can be asked whether it holds a line of that kind.
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.4.0
+    suboptions:
+      path:
+        description:
+          - Absolute path of the file. Each path may appear once.
+        type: path
+        required: true
+      pattern:
+        description:
+          - A Python regular expression, searched in each line (C(re.search)); anchor it with C(^) to match at the
+            start of a line.
+        type: str
+        required: true
   max_bytes:
     description:
       - The largest file of O(read) to return; a larger one fails the module (it is not what a role means to read).
@@ -82,6 +110,12 @@ EXAMPLES = r"""
       - /etc/emqx/emqx.conf.last-good
     services:
       - emqx.service
+    checksums:
+      - /etc/haproxy/haproxy.cfg
+      - /etc/haproxy/haproxy.cfg.last-good
+    count:
+      - path: /etc/haproxy/haproxy.cfg
+        pattern: '^\s*stats\s+auth\s'
   register: __probe
   no_log: true  # first-boot.json holds a password
 
@@ -91,7 +125,10 @@ EXAMPLES = r"""
       emqx {{ __probe.packages.emqx or 'is not installed' }},
       nr_open {{ __probe.files['/proc/sys/fs/nr_open'] | trim }},
       last good configuration: {{ __probe.exists['/etc/emqx/emqx.conf.last-good'] }},
-      emqx.service {{ __probe.services['emqx.service'].active }}
+      emqx.service {{ __probe.services['emqx.service'].active }},
+      last good haproxy.cfg is the live one: {{ __probe.checksums['/etc/haproxy/haproxy.cfg']
+      == __probe.checksums['/etc/haproxy/haproxy.cfg.last-good'] }},
+      stats auth lines: {{ __probe.counts['/etc/haproxy/haproxy.cfg'] }}
 """
 
 RETURN = r"""
@@ -124,10 +161,21 @@ services:
   returned: always
   type: dict
   sample: {"emqx.service": {"load": "loaded", "enabled": "enabled", "active": "active"}}
+checksums:
+  description: Each path of O(checksums) and the SHA-1 checksum of its content, or V(null) when it does not exist.
+  returned: always
+  type: dict
+  sample: {"/etc/haproxy/haproxy.cfg": "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed", "/etc/haproxy/haproxy.cfg.last-good": null}
+counts:
+  description: Each path of O(count) and how many of its lines match its pattern, or V(null) when it does not exist.
+  returned: always
+  type: dict
+  sample: {"/etc/haproxy/haproxy.cfg": 0}
 """
 
 import errno
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -180,6 +228,17 @@ def read_text(path, max_bytes):
     return data.decode('utf-8', errors='replace'), None
 
 
+def count_matching_lines(path, pattern):
+    """How many lines of the file match the compiled pattern, or None when it does not exist. Lines never leave."""
+    try:
+        with open(path, 'rb') as handle:
+            return sum(1 for line in handle if pattern.search(line.decode('utf-8', errors='replace')))
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -188,6 +247,11 @@ def main():
             exists=dict(type='list', elements='path', default=[]),
             services=dict(type='list', elements='str', default=[]),
             max_bytes=dict(type='int', default=1048576),
+            checksums=dict(type='list', elements='path', default=[]),
+            count=dict(type='list', elements='dict', default=[], options=dict(
+                path=dict(type='path', required=True),
+                pattern=dict(type='str', required=True),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -213,6 +277,26 @@ def main():
 
     exists = dict((path, os.path.exists(path)) for path in module.params['exists'])
 
+    checksums = {}
+    for path in module.params['checksums']:
+        if os.path.isdir(path):
+            module.fail_json(msg='%s is a directory: checksums takes files' % path)
+        checksums[path] = module.sha1(path) if os.path.exists(path) else None
+
+    counts = {}
+    for item in module.params['count']:
+        path = item['path']
+        if path in counts:
+            module.fail_json(msg='%s appears more than once in count: give each file one pattern' % path)
+        try:
+            pattern = re.compile(item['pattern'])
+        except re.error as exc:
+            module.fail_json(msg='The pattern for %s is not a regular expression: %s' % (path, exc))
+        try:
+            counts[path] = count_matching_lines(path, pattern)
+        except (IOError, OSError) as exc:
+            module.fail_json(msg='Cannot read %s: %s' % (path, exc.strerror or exc))
+
     units = module.params['services']
     services = dict((name, None) for name in units)
     systemctl = module.get_bin_path('systemctl') if units else None
@@ -222,7 +306,7 @@ def main():
         if rc == 0:
             services = parse_systemctl_show(out, units)
     module.exit_json(changed=False, packages=packages, files=files, unreadable=unreadable, exists=exists,
-                     services=services)
+                     services=services, checksums=checksums, counts=counts)
 
 
 if __name__ == '__main__':

@@ -45,5 +45,18 @@ def test_members_one_line_per_node_sorted():
         "emqx@10.0.0.1  stopped  5.8.9", "emqx@10.0.0.2  running  5.8.9", "emqx@10.0.0.3  not responding", "n4  not responding"]
 
 
+def test_members_from_the_settle_read_when_the_wait_was_skipped():
+    hosts = [
+        {"inventory_hostname": "n1", "__emq_cluster_status": {"skipped": True, "changed": False},
+         "__emq_cluster_settle": {"node": "emqx@10.0.0.1", "state": "started", "version": "5.8.9"}},
+        {"inventory_hostname": "n2", "__emq_cluster_settle": {"node": "emqx@10.0.0.2", "state": "started", "version": "5.8.9"}},
+        {"inventory_hostname": "n3", "__emq_cluster_status": {"node": "emqx@10.0.0.3", "state": "started", "version": "5.8.9"},
+         "__emq_cluster_settle": {"node": "emqx@10.0.0.3", "state": "stopped", "version": "5.8.9"}},
+        {"inventory_hostname": "n4", "__emq_cluster_status": {"skipped": True}, "__emq_cluster_settle": {"skipped": True}},
+    ]
+    assert emqx_cluster_members(hosts) == [
+        "emqx@10.0.0.1  running  5.8.9", "emqx@10.0.0.2  running  5.8.9", "emqx@10.0.0.3  running  5.8.9"]
+
+
 def test_members_of_no_hosts():
     assert emqx_cluster_members([]) == [] and emqx_cluster_members(None) == []

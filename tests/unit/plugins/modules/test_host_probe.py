@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from unittest import mock
 
 import pytest
@@ -134,3 +135,46 @@ def test_services_without_systemctl_are_null(run_module):
     with mock.patch.object(basic.AnsibleModule, 'get_bin_path', return_value=None):
         result = run_module(host_probe.main, dict(services=['emqx.service']))
     assert result['failed'] is False and result['services'] == {'emqx.service': None}
+
+
+def test_checksums_tell_equal_files_apart_from_changed_and_missing_ones(probe, tmp_path):
+    (tmp_path / 'live').write_text('global\n  maxconn 100\n')
+    (tmp_path / 'last-good').write_text('global\n  maxconn 100\n')
+    (tmp_path / 'changed').write_text('global\n  maxconn 200\n')
+    paths = [str(tmp_path / name) for name in ('live', 'last-good', 'changed', 'missing')]
+    result, calls = probe(dict(checksums=paths))
+    assert calls == [] and result['failed'] is False
+    sums = result['checksums']
+    # sha1 of the content, as the copy and stat modules report it
+    assert sums[paths[0]] == hashlib.sha1(b'global\n  maxconn 100\n').hexdigest()
+    assert sums[paths[0]] == sums[paths[1]] != sums[paths[2]]
+    assert sums[paths[3]] is None
+
+
+def test_checksum_of_a_directory_fails(probe, tmp_path):
+    result, dummy = probe(dict(checksums=[str(tmp_path)]))
+    assert result['failed'] is True and 'is a directory' in result['msg']
+
+
+def test_count_returns_how_many_lines_match_and_never_a_line(probe, tmp_path):
+    secret = 'S3cret-Passw0rd'
+    (tmp_path / 'haproxy.cfg').write_text(
+        'global\n  stats auth admin:%s \n userlist ops\n  user ops password %s \n  # stats auth commented\n' % (secret, secret))
+    (tmp_path / 'clean.cfg').write_text('global\n  maxconn 100\n')
+    pattern = r'^\s*(stats\s+auth|user\s.*password)\s'
+    result, dummy = probe(dict(count=[{'path': str(tmp_path / 'haproxy.cfg'), 'pattern': pattern},
+                                      {'path': str(tmp_path / 'clean.cfg'), 'pattern': pattern},
+                                      {'path': str(tmp_path / 'missing.cfg'), 'pattern': pattern}]))
+    assert result['failed'] is False
+    assert result['counts'] == {str(tmp_path / 'haproxy.cfg'): 2, str(tmp_path / 'clean.cfg'): 0,
+                                str(tmp_path / 'missing.cfg'): None}
+    assert secret not in repr(dict((key, value) for key, value in result.items() if key != 'invocation'))
+
+
+@pytest.mark.parametrize('count, message', [
+    ([{'path': '/etc/a', 'pattern': 'x'}, {'path': '/etc/a', 'pattern': 'y'}], 'more than once'),
+    ([{'path': '/etc/a', 'pattern': '('}], 'not a regular expression'),
+])
+def test_count_refuses_what_it_cannot_answer(probe, count, message):
+    result, dummy = probe(dict(count=count))
+    assert result['failed'] is True and message in result['msg']

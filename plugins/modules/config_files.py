@@ -76,6 +76,41 @@ options:
             temporary file goes (for example V(nft -c -f %s)). The file is not written when the command fails.
           - Run without a shell.
         type: str
+  copies:
+    description:
+      - Files of the host to copy to another path of the host, after O(files), each only when the copy differs
+        (for example a configuration to the C(.last-good) copy kept beside it).
+      - The content never travels in the module's arguments, and the diff names the source and the checksums, never
+        the content, so copies of files that hold secrets need neither C(no_log) nor C(diff=false).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.4.0
+    suboptions:
+      src:
+        description: Absolute path of the file to copy.
+        type: path
+        required: true
+      path:
+        description: Absolute path of the copy.
+        type: path
+        required: true
+      owner:
+        description: Owner of the copy (name or number).
+        type: str
+      group:
+        description: Group of the copy (name or number).
+        type: str
+      mode:
+        description: Permissions of the copy, as an octal string like V('0640'). Unset gives the copy the mode of O(copies[].src).
+        type: raw
+      missing:
+        description:
+          - What to do when O(copies[].src) does not exist. V(fail) fails the task before anything is copied; V(skip)
+            leaves that copy out (RV(missing) names it).
+        type: str
+        choices: [fail, skip]
+        default: fail
   directories:
     description:
       - Directories to create (parents included) or to give their owner, group and mode, before the files.
@@ -129,6 +164,11 @@ EXAMPLES = r"""
         mode: "0644"
         validate: nft -c -f %s
   register: __firewall
+- name: Keep the configuration EMQX runs healthy on beside it, in one module run
+  iothub.emq.config_files:
+    copies:
+      - {src: /etc/emqx/emqx.conf, path: /etc/emqx/emqx.conf.last-good, owner: emqx, group: emqx}
+      - {src: /etc/emqx/acl.conf, path: /etc/emqx/acl.conf.last-good, owner: emqx, group: emqx, missing: skip}
 """
 
 RETURN = r"""
@@ -144,8 +184,16 @@ written:
   type: list
   elements: str
   sample: ["/etc/emqx/emqx.conf"]
+missing:
+  description: The O(copies[].src) files that did not exist and were skipped (O(copies[].missing=skip)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/emqx/acl.conf"]
+  version_added: 0.4.0
 """
 
+import hashlib
 import os
 import shlex
 import tempfile
@@ -219,7 +267,7 @@ def validate(module, command, path):
 def write_file(module, item):
     """(changed, written, diff) for one file."""
     path = item['path']
-    new = to_bytes(item['content'], errors='surrogate_or_strict')
+    new = item['data'] if item.get('data') is not None else to_bytes(item['content'], errors='surrogate_or_strict')
     old = read_bytes(path)
     diff = {'before_header': path, 'after_header': path}
     if old == new:
@@ -250,6 +298,24 @@ def write_file(module, item):
     return True, True, diff
 
 
+def copy_file(module, item):
+    """(changed, written, diff) for one copy; the diff holds checksums, never the content."""
+    path, src = item['path'], item['src']
+    new = read_bytes(src)
+    if item.get('mode') is None:
+        item = dict(item, mode='0%03o' % (os.stat(src).st_mode & 0o7777))
+    old = read_bytes(path)
+    diff = {'before_header': path, 'after_header': path}
+    if old == new:
+        changed = module.set_fs_attributes_if_different(file_args(module, item), False, diff=diff)
+        return changed, False, diff
+    diff['before'] = 'sha1 %s\n' % hashlib.sha1(old).hexdigest() if old is not None else ''
+    diff['after'] = 'copy of %s, sha1 %s\n' % (src, hashlib.sha1(new).hexdigest())
+    if module.check_mode:
+        return True, True, diff
+    return write_file(module, dict(item, content=None, data=new))[0], True, diff
+
+
 def main():
     attributes = dict(owner=dict(type='str'), group=dict(type='str'), mode=dict(type='raw'))
     module = AnsibleModule(
@@ -262,10 +328,27 @@ def main():
             directories=dict(type='list', elements='dict', default=[], options=dict(
                 path=dict(type='path', required=True),
                 **attributes)),
+            copies=dict(type='list', elements='dict', default=[], options=dict(
+                src=dict(type='path', required=True),
+                path=dict(type='path', required=True),
+                missing=dict(type='str', choices=['fail', 'skip'], default='fail'),
+                **attributes)),
         ),
         supports_check_mode=True,
     )
-    check_unique(module, module.params['directories'] + module.params['files'])
+    check_unique(module, module.params['directories'] + module.params['files'] + module.params['copies'])
+    copies, missing = [], []
+    for item in module.params['copies']:
+        if not os.path.isabs(item['src']):
+            module.fail_json(msg='%s is not an absolute path' % item['src'])
+        if os.path.isfile(item['src']):
+            copies.append(item)
+        elif os.path.exists(item['src']):
+            module.fail_json(msg='cannot copy %s: it is not a regular file' % item['src'])
+        elif item['missing'] == 'skip':
+            missing.append(item['src'])
+        else:
+            module.fail_json(msg='cannot copy %s to %s: %s does not exist' % (item['src'], item['path'], item['src']))
 
     changed_paths, written, diffs = [], [], []
     try:
@@ -281,10 +364,17 @@ def main():
                 diffs.append(diff)
             if content_written:
                 written.append(item['path'])
+        for item in copies:
+            changed, content_written, diff = copy_file(module, item)
+            if changed:
+                changed_paths.append(item['path'])
+                diffs.append(diff)
+            if content_written:
+                written.append(item['path'])
     except (IOError, OSError) as exc:
         module.fail_json(msg='cannot write %s: %s' % (getattr(exc, 'filename', None) or '', to_native(exc)))
 
-    result = dict(changed=bool(changed_paths), changed_paths=changed_paths, written=written)
+    result = dict(changed=bool(changed_paths), changed_paths=changed_paths, written=written, missing=missing)
     if module._diff:
         result['diff'] = diffs
     module.exit_json(**result)

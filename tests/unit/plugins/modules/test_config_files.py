@@ -134,3 +134,58 @@ def test_text_is_written_byte_for_byte(write, tmp_path):
     content = 'no newline at the end \u00e4'
     write([item(tmp_path / 'f', content)])
     assert (tmp_path / 'f').read_bytes() == content.encode('utf-8')
+
+
+@pytest.fixture
+def copy(run_module):
+    def run(copies, files=(), check_mode=False, diff=False):
+        return run_module(config_files.main, dict(files=list(files), copies=list(copies)), check_mode=check_mode, diff=diff)
+    return run
+
+
+def test_copies_keep_the_mode_and_are_made_once(copy, tmp_path):
+    secret = 'node.cookie = "S3cretCookie0123456789"\n'
+    (tmp_path / 'secrets.conf').write_text(secret)
+    os.chmod(tmp_path / 'secrets.conf', 0o640)
+    (tmp_path / 'emqx.conf').write_text('node.name = "emqx@10.0.0.1"\n')
+    os.chmod(tmp_path / 'emqx.conf', 0o644)
+    copies = [dict(src=str(tmp_path / name), path=str(tmp_path / name) + '.last-good', owner=ME, group=MY_GROUP)
+              for name in ('secrets.conf', 'emqx.conf')]
+    first = copy(copies, diff=True)
+    assert first['failed'] is False and first['changed'] is True
+    assert first['written'] == [c['path'] for c in copies] and first['missing'] == []
+    assert (tmp_path / 'secrets.conf.last-good').read_text() == secret
+    assert mode_of(tmp_path / 'secrets.conf.last-good') == 0o640 and mode_of(tmp_path / 'emqx.conf.last-good') == 0o644
+    # The diff names the source and checksums, never the content of a file that may hold a secret.
+    assert 'S3cretCookie' not in repr(first['diff']) and 'copy of %s' % copies[0]['src'] in first['diff'][0]['after']
+    again = copy(copies)
+    assert again['changed'] is False and again['written'] == []
+
+
+def test_a_copy_that_differs_is_replaced_and_check_mode_only_reports(copy, tmp_path):
+    (tmp_path / 'emqx.conf').write_text('new\n')
+    (tmp_path / 'emqx.conf.last-good').write_text('old\n')
+    copies = [dict(src=str(tmp_path / 'emqx.conf'), path=str(tmp_path / 'emqx.conf.last-good'), mode='0644')]
+    checked = copy(copies, check_mode=True, diff=True)
+    assert checked['changed'] is True and (tmp_path / 'emqx.conf.last-good').read_text() == 'old\n'
+    assert checked['diff'][0]['before'].startswith('sha1 ')
+    done = copy(copies)
+    assert done['changed'] is True and (tmp_path / 'emqx.conf.last-good').read_text() == 'new\n'
+    assert mode_of(tmp_path / 'emqx.conf.last-good') == 0o644
+
+
+def test_a_missing_source_is_skipped_or_fails_before_anything_is_copied(copy, tmp_path):
+    (tmp_path / 'emqx.conf').write_text('x\n')
+    present = dict(src=str(tmp_path / 'emqx.conf'), path=str(tmp_path / 'emqx.conf.last-good'))
+    absent = dict(src=str(tmp_path / 'acl.conf'), path=str(tmp_path / 'acl.conf.last-good'))
+    skipped = copy([present, dict(absent, missing='skip')])
+    assert skipped['failed'] is False and skipped['missing'] == [absent['src']] and skipped['written'] == [present['path']]
+    os.unlink(present['path'])
+    failed = copy([present, absent])
+    assert failed['failed'] is True and 'acl.conf does not exist' in failed['msg']
+    assert not os.path.exists(present['path'])
+
+
+def test_a_copy_source_must_be_an_absolute_regular_file(copy, tmp_path):
+    assert 'not an absolute path' in copy([dict(src='emqx.conf', path=str(tmp_path / 'x'))])['msg']
+    assert 'not a regular file' in copy([dict(src=str(tmp_path), path=str(tmp_path / 'x'))])['msg']

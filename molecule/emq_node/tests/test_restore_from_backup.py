@@ -1,7 +1,7 @@
 """issue 15: backup.yml and restore.yml round trip on the converged node (after test_emq_node.py's day-2 run).
 
-A dashboard user and an API key made by hand (not from the inventory), and retained messages, are in the
-backup; the node's data is then destroyed (EMQX stopped, its data directory emptied), the role rebuilds the
+A dashboard user, an API key and a rule of the rule engine made by hand (not from the inventory), and
+retained messages, are in the backup; the node's data is then destroyed (EMQX stopped, its data directory emptied), the role rebuilds the
 node, which then has none of them; restore.yml puts them back.
 """
 
@@ -24,6 +24,8 @@ API = "http://%s:18083/api/v5" % ADDR
 # EMQX takes letters, digits and underscores in a dashboard user name (emqx_dashboard_admin:legal_username/1).
 OPS_USER, OPS_PASSWORD = "restore_ops", "Restore-ops-pw-7c1e"
 RETAINED = ["molecule/backup/%d" % n for n in range(5)]
+RULE = {"id": "restore_rule", "sql": 'SELECT payload, clientid FROM "molecule/backup/#"', "description": "made by hand",
+        "actions": [{"function": "console"}]}
 
 
 def _host():
@@ -84,7 +86,15 @@ def made_by_hand():
                           key=(key["api_key"], key["api_secret"]))
         assert status in (200, 202), status
     assert _retained() == sorted(RETAINED)
+    status, rule = _call("POST", "/rules", RULE, key=(key["api_key"], key["api_secret"]))
+    assert status == 201 and rule["from"] == ["molecule/backup/#"], (status, rule)
     return (key["api_key"], key["api_secret"])
+
+
+def _rule(key):
+    """The hand-made rule as the rule engine's API lists it, or None."""
+    status, body = _call("GET", "/rules/" + RULE["id"], key=key)
+    return {k: body.get(k) for k in ("sql", "description", "actions", "enable")} if status == 200 else None
 
 
 def test_backup_destroy_rebuild_restore(made_by_hand, tmp_path):
@@ -104,12 +114,15 @@ def test_backup_destroy_rebuild_restore(made_by_hand, tmp_path):
     assert _login(OPS_USER, OPS_PASSWORD) is None, "the hand-made user survived: nothing was destroyed"
     assert _call("GET", "/nodes", key=made_by_hand)[0] == 401
     assert _retained() == []
+    assert host.check_output("grep -c restore_rule /var/lib/emqx/configs/cluster.hocon 2>/dev/null || true") in ("", "0")
 
     invocation = host.check_output("systemctl show -P InvocationID emqx.service")
     _playbook(PROJECT / "playbooks" / "restore.yml", "-e", "backup_dir=%s" % run_dir)
     assert _login(OPS_USER, OPS_PASSWORD), "the dashboard user did not come back"
     assert _call("GET", "/nodes", key=made_by_hand)[0] == 200, "the API key did not come back"
     assert _retained() == sorted(RETAINED), "the retained messages did not come back"
+    assert _rule(made_by_hand) == {"sql": RULE["sql"], "description": RULE["description"], "actions": RULE["actions"],
+                                   "enable": True}, "the rule did not come back"
     # A data import restarts nothing.
     assert host.check_output("systemctl show -P InvocationID emqx.service") == invocation
     # The role's own inputs are untouched: a converge after the restore changes nothing.

@@ -208,6 +208,8 @@ class ApiServer:
         ("authentication/{}/users", {"GET", "POST"}, None),
         ("authentication/{}/users/{}", {"GET", "PUT", "DELETE"}, None),
         ("authentication/{}/import_users", {"POST"}, None),
+        ("rules", {"GET", "POST"}, None),
+        ("rules/{}", {"GET", "DELETE"}, None),
     ]
 
     def _route(self, parts):
@@ -288,6 +290,9 @@ class ApiServer:
             return _json(200, self.listeners())
         if pattern == "publish":
             return self.publish(req)
+        if pattern.startswith("rules"):
+            from . import rules_api
+            return await rules_api.handle(self.node, req, method, pattern, parts)
         if pattern.startswith("authentication"):
             from . import authn_api
             return authn_api.handle(self.node, req, method, pattern, parts)

@@ -437,7 +437,8 @@ class DataBackup:
                                    else val)
         for p, err in errors.items():
             self.print("Failed to import the following config path: %s, reason: %s\n" % (erl_str(p), err))
-        # emqx_config_backup modules the stand-in has: emqx_authn, emqx_authz, emqx_mgmt_listeners_conf
+        # emqx_config_backup modules the stand-in has: emqx_authn, emqx_authz, emqx_rule_engine,
+        # emqx_mgmt_listeners_conf
         changed = []
         new = imported.get("authentication", [])
         new = new if isinstance(new, list) else [new]
@@ -455,6 +456,16 @@ class DataBackup:
             await self.conf_update("authorization", {**old_az, **az, "sources": srcs})
             changed += ["authorization.sources.%s" % o.get("type") for o in old_srcs
                         if any(s.get("type") == o.get("type") and s != o for s in srcs)]
+        # emqx_rule_engine:import_config/1: the imported rule_engine root with its rules merged over the
+        # rules the cluster has (an imported rule replaces the one with its id; the others stay).
+        re_conf = imported.get("rule_engine")
+        if isinstance(re_conf, dict) and isinstance(re_conf.get("rules"), dict):
+            old_rules = (current.get("rule_engine") or {}).get("rules") or {}
+            old_rules = old_rules if isinstance(old_rules, dict) else {}
+            merged_rules = {**old_rules, **re_conf["rules"]}
+            await self.conf_update("rule_engine", {**re_conf, "rules": merged_rules})
+            changed += ["rule_engine.rules.%s" % rid for rid in sorted(old_rules)
+                        if merged_rules.get(rid) != old_rules[rid]]
         new_l = imported.get("listeners") if isinstance(imported.get("listeners"), dict) else {}
         old_l = current.get("listeners") if isinstance(current.get("listeners"), dict) else {}
         merged_l = {}
@@ -487,17 +498,7 @@ class DataBackup:
         return out
 
     async def conf_update(self, root, value):
-        """emqx_conf:update([Root], Value, #{override_to => cluster}): every running node of the cluster
-        writes the root into its data/configs/cluster.hocon."""
-        node = self.node
-        write_cluster_hocon(node, root, value)
-        from .cluster import NodeDown
-        for peer in node.cluster.peers():
-            if node.cluster.is_up(peer):
-                try:
-                    await node.cluster._call(peer, "conf_update", timeout=15.0, root=root, value=value)
-                except (NodeDown, RuntimeError) as e:
-                    node.log("error", "msg: cluster_rpc_failed, node: %s, reason: %s" % (peer, e))
+        await cluster_conf_update(self.node, root, value)
 
     # ------------------------------------------------------------------ tables
     def import_tables(self, backup_dir):
@@ -551,6 +552,19 @@ class DataBackup:
                 break
         self.node.log("warning", "msg: retainer_message_reindexing_finished")
         self.print("Reindexing retained messages finished\n")
+
+
+async def cluster_conf_update(node, root, value):
+    """emqx_conf:update([Root], Value, #{override_to => cluster}): every running node of the cluster
+    writes the root into its data/configs/cluster.hocon."""
+    write_cluster_hocon(node, root, value)
+    from .cluster import NodeDown
+    for peer in node.cluster.peers():
+        if node.cluster.is_up(peer):
+            try:
+                await node.cluster._call(peer, "conf_update", timeout=15.0, root=root, value=value)
+            except (NodeDown, RuntimeError) as e:
+                node.log("error", "msg: cluster_rpc_failed, node: %s, reason: %s" % (peer, e))
 
 
 def write_cluster_hocon(node, root, value):

@@ -283,3 +283,53 @@ def test_import_merges_config_into_cluster_hocon_on_every_node(nodes, tmp_path):
                        "cluster.hocon": b'mqtt {max_packet_size = "lots"}\n'})
     rc, out, _ = a.ctl("data", "import", p)
     assert rc == 0 and '[error] Data import failed, reason: ' in out and "mqtt.max_packet_size" in out, out
+
+
+RULE_SQL = 'SELECT payload.t AS t, clientid FROM "sensors/+/temp", "sensors/+/hum" WHERE payload.t > 30'
+
+
+def test_rules_live_in_the_cluster_config_and_travel_in_an_export(nodes, tmp_path):
+    """emqx_rule_engine_api.erl '/rules' on one node is a cluster config change (cluster.hocon of every node);
+    an export carries it in cluster.hocon and emqx_rule_engine:import_config/1 merges it back."""
+    a, b = pair(nodes)
+    auth = token(a)
+    st, body = a.api_json("POST", "/api/v5/rules", {"id": "hot_sensors", "sql": RULE_SQL, "description": "hot",
+                                                    "actions": [{"function": "console"}]}, auth=auth)
+    assert st == 201 and body["id"] == "hot_sensors" and body["from"] == ["sensors/+/temp", "sensors/+/hum"], body
+    assert body["enable"] is True and body["name"] == "" and re.match(r"\d{4}-\d\d-\d\dT[\d:]+\.\d{3}[+-]\d\d:\d\d$",
+                                                                      body["created_at"]), body
+    st, again = a.api_json("POST", "/api/v5/rules", {"id": "hot_sensors", "sql": RULE_SQL}, auth=auth)
+    assert st == 400 and again == {"code": "BAD_REQUEST", "message": "rule id already exists"}
+    st, bad = a.api_json("POST", "/api/v5/rules", {"id": "bad", "sql": "SELEKT * FROM x"}, auth=auth)
+    assert st == 400 and bad["code"] == "BAD_REQUEST", bad
+    st, empty = a.api_json("POST", "/api/v5/rules", {"id": "", "sql": RULE_SQL}, auth=auth)
+    assert st == 400 and empty["message"] == "empty rule id is not allowed"
+    st, gen = a.api_json("POST", "/api/v5/rules", {"sql": 'SELECT * FROM "t/#"'}, auth=auth)
+    assert st == 201 and re.match(r"^[0-9a-f]{8}$", gen["id"]), gen
+    # every node has it, and keeps it over a restart (data/configs/cluster.hocon)
+    b.stop()
+    b.start()
+    st, listed = b.api_json("GET", "/api/v5/rules", auth=token(b))
+    assert st == 200 and sorted(r["id"] for r in listed["data"]) == sorted(["hot_sensors", gen["id"]]), listed
+    st, _ = a.api_json("DELETE", "/api/v5/rules/" + gen["id"], auth=auth)
+    assert st == 204
+    st, gone = a.api_json("GET", "/api/v5/rules/" + gen["id"], auth=auth)
+    assert st == 404 and gone == {"code": "NOT_FOUND", "message": "Rule Id Not Found"}
+    # export, then import into a fresh node that has a rule of its own: both are there after
+    rc, out, _ = a.ctl("data", "export", "--dir", str(tmp_path))
+    assert rc == 0, out
+    archive = [f for f in os.listdir(tmp_path) if f.endswith(".tar.gz")][0]
+    with tarfile.open(os.path.join(tmp_path, archive)) as tar:
+        conf = [m for m in tar.getmembers() if m.name.endswith("/cluster.hocon")][0]
+        assert "hot_sensors" in tar.extractfile(conf).read().decode()
+    (c,) = nodes(1)
+    c.start()
+    st, _ = c.api_json("POST", "/api/v5/rules", {"id": "local_rule", "sql": 'SELECT * FROM "local/#"'}, auth=token(c))
+    assert st == 201
+    rc, out, _ = c.ctl("data", "import", os.path.join(tmp_path, archive))
+    assert rc == 0 and out.endswith("Data has been imported successfully.\n"), out
+    st, listed = c.api_json("GET", "/api/v5/rules", auth=token(c))
+    assert sorted(r["id"] for r in listed["data"]) == ["hot_sensors", "local_rule"], listed
+    st, rule = c.api_json("GET", "/api/v5/rules/hot_sensors", auth=token(c))
+    assert st == 200 and rule["sql"] == RULE_SQL and rule["description"] == "hot"
+    assert rule["actions"] == [{"function": "console"}], rule

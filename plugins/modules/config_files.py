@@ -357,15 +357,8 @@ def main():
             if changed:
                 changed_paths.append(item['path'])
                 diffs.append(diff)
-        for item in module.params['files']:
-            changed, content_written, diff = write_file(module, item)
-            if changed:
-                changed_paths.append(item['path'])
-                diffs.append(diff)
-            if content_written:
-                written.append(item['path'])
-        for item in copies:
-            changed, content_written, diff = copy_file(module, item)
+        for write, item in [(write_file, f) for f in module.params['files']] + [(copy_file, c) for c in copies]:
+            changed, content_written, diff = write(module, item)
             if changed:
                 changed_paths.append(item['path'])
                 diffs.append(diff)

@@ -50,7 +50,7 @@ test: venv host lint sanity units pytest build
 	@for s in $(SCENARIOS); do \
 	  case $$s in *+*) EMQ_CLUSTER_DISCOVERY=$${s#*+} $(MAKE) --no-print-directory molecule SCENARIO=$${s%%+*};; \
 	  *) $(MAKE) --no-print-directory molecule SCENARIO=$$s;; esac; done
-	@if [ -f tests/output/site-figures.txt ]; then echo "==> figures measured by the site scenario:"; cat tests/output/site-figures.txt; fi
+	@if [ -f tests/output/site-figures.txt ]; then echo "==> figures measured by the scenarios:"; cat tests/output/site-figures.txt; fi
 	@echo "make test: all gates passed"
 
 # ---- set-up (idempotent) -------------------------------------------------------------------

@@ -131,7 +131,8 @@ class SessionTraffic:
     def _client(clientid, ca, clean):
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=clientid, protocol=mqtt.MQTTv311, clean_session=clean)
         client.username_pw_set(*BACKEND)
-        client.tls_set_context(tls_context(ca))
+        if ca is not None:  # None: plain MQTT, straight to a node
+            client.tls_set_context(tls_context(ca))
         client.reconnect_delay_set(0.2, 1)
         client.max_inflight_messages_set(100)
         return client
@@ -302,7 +303,7 @@ def _utf8(text):
 
 
 def connack(host, port, ca, timeout=2.0, clientid=None, credentials=BACKEND):
-    """One new device: TCP, TLS verified against ca for host, MQTT 3.1.1 CONNECT (with a username and
+    """One new device: TCP, TLS verified against ca for host (no TLS when ca is None), MQTT 3.1.1 CONNECT (with a username and
     password unless credentials is None); None on CONNACK 0, else what went wrong (a short text, "CONNACK
     20020005" for return code 5). Cheap enough to call twice a second."""
     clientid = clientid or "probe-%s" % uuid.uuid4().hex[:10]
@@ -312,7 +313,8 @@ def connack(host, port, ca, timeout=2.0, clientid=None, credentials=BACKEND):
     connect = bytes([0x10, len(variable) + len(payload)]) + variable + payload
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
-            with tls_context(ca).wrap_socket(raw, server_hostname=host) as tls:
+            with (tls_context(ca).wrap_socket(raw, server_hostname=host) if ca is not None
+                  else contextlib.nullcontext(raw)) as tls:
                 tls.sendall(connect)
                 answer = b""
                 while len(answer) < 4:

@@ -56,6 +56,7 @@ INPUTS = (
     "emq_node_package_file", "emq_node_cookie", "emq_node_dashboard_password", "emq_node_dashboard_password_previous",
     "emq_node_name", "emq_node_allow_numbered_name", "emq_node_discovery", "emq_node_dns_name", "emq_node_dns_record_type",
     "emq_node_etcd_server", "emq_node_static_seeds", "emq_node_listeners", "emq_node_api_keys", "emq_node_extra_config",
+    "emq_node_durable_sessions",
     "emq_node_data_dir", "emq_node_secrets_dir", "emq_node_api_key_file", "emq_node_dashboard_username",
     "emq_node_firewall_enabled", "emq_node_firewall_client_networks", "emq_node_firewall_admin_networks",
     "emq_node_firewall_lb_addresses", "emq_node_license_key", "emq_node_authn_password_hash_algorithm",
@@ -335,6 +336,31 @@ def _license(v):
     return []
 
 
+def _durable_sessions(v):
+    """builtin_local (the only backend of the open-source build, apps/emqx/src/emqx_ds_schema.erl) stores a message
+    on the node that received it and lists that node's shards only (apps/emqx_ds_builtin_local/src/
+    emqx_ds_builtin_local.erl get_streams/3), and a durable subscription has no broker route
+    (emqx_persistent_session_ds_subs.erl): in a cluster a durable session misses what other nodes received."""
+    version, extra = v["emq_node_version"], v["emq_node_extra_config"]
+    extra = extra if isinstance(extra, dict) else {}
+    enabled = _bool(v["emq_node_durable_sessions"]) or (extra.get("durable_sessions") or {}).get("enable") is True
+    nodes = _length(v["_emq_node_group_names"])
+    if not enabled or nodes <= 1:
+        return []
+    enterprise = LooseVersion(to_text(version)) >= LooseVersion("5.9.0")
+    messages = ((extra.get("durable_storage") or {}).get("messages") or {})
+    backend = messages.get("backend", "builtin_raft" if enterprise else "builtin_local")
+    if backend != "builtin_local":
+        return []
+    where = ("EMQX %s is the open-source build, whose only storage for durable sessions is builtin_local" % version
+             if not enterprise else "emq_node_extra_config sets durable_storage.messages.backend to builtin_local")
+    return ["Durable sessions are on for the %d nodes of %s, but %s: it keeps each message on the node that received "
+            "it and a durable session reads only its own node's storage (EMQX: \"cannot be used in a clustered EMQX "
+            "setup\"), so devices whose session is on one node would never get what is published through another. Set "
+            "emq_node_durable_sessions to false for a cluster, run a single node, or use the enterprise edition (5.9 or "
+            "later) with its replicated builtin_raft storage." % (nodes, v["emq_node_group"], where)]
+
+
 def _hashing_and_acl(v):
     algorithm, prefix = v["emq_node_authn_password_hash_algorithm"], v["emq_node_authz_topic_prefix"]
     settings = algorithm if isinstance(algorithm, dict) else {}
@@ -392,9 +418,9 @@ def _open_files(v):
 
 CHECKS = (_operating_system, _install_source, _package_file, _cookie, _dashboard_password, _node_name, _discovery,
           _listeners, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
-          _firewall_networks, _license, _hashing_and_acl, _authentication, _open_files)
+          _firewall_networks, _license, _durable_sessions, _hashing_and_acl, _authentication, _open_files)
 # These read emq_node_version: they run once it is an EMQX 5 version.
-VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license)
+VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _durable_sessions)
 
 
 def emq_node_problems(inputs):

@@ -36,7 +36,7 @@ def _playbook(path, *args):
     """ansible-playbook on the scenario's inventory, with the inputs test_emq_node.py put in force last (its
     day-2 inputs, then the third dashboard password it leaves the node with)."""
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
-    for name in ("day2-vars.yml", "third-password.yml"):
+    for name in ("day2-vars.yml", "third-password.yml", "durable-vars.yml"):
         inputs = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / name
         if inputs.exists():
             cmd += ["-e", "@%s" % inputs]

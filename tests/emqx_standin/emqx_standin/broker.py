@@ -375,7 +375,7 @@ class _TopicTree:
 
 class _Session:
     __slots__ = ("clientid", "subs", "conn", "inflight", "mqueue", "awaiting_rel", "next_pid", "expiry",
-                 "expiry_timer", "created_at", "disconnected_at")
+                 "expiry_timer", "created_at", "disconnected_at", "durable")
 
     def __init__(self, clientid):
         self.clientid = clientid
@@ -389,6 +389,7 @@ class _Session:
         self.expiry_timer = None
         self.created_at = time.time()
         self.disconnected_at = None
+        self.durable = False    # kept in the node's durable storage (durable.py), not only in memory
 
     def alloc_pid(self):
         inflight = self.inflight
@@ -898,6 +899,10 @@ class _Conn(asyncio.Protocol):
         session.conn = self
         session.expiry = expiry
         session.disconnected_at = None
+        # emqx_session:choose_impl_candidates/2: with durable sessions on, an expiry above 0 makes it durable
+        if b.durable is not None and (session.durable or expiry > 0):
+            session.durable = True
+            b.durable.save_session(clientid, expiry)
         self.session = session
         self.stage = ST_CONNECTED
         self.connected_at = time.time()
@@ -958,6 +963,8 @@ class _Conn(asyncio.Protocol):
         if s.conn is self:
             s.conn = None
         s.disconnected_at = time.time()
+        if s.durable and s.conn is None:
+            b.durable.save_session(s.clientid, s.expiry, s.disconnected_at)
         if will is not None and publish_will and not b._stopping and b.authz is not None:
             wmsg = will[0]
             # emqx_channel:prepare_will_message_for_publishing/2
@@ -988,6 +995,8 @@ class _Conn(asyncio.Protocol):
                                 "DISCONNECT after 0 in CONNECT" % self.clientid)
             else:
                 s.expiry = props["session_expiry_interval"]
+                if s.durable:
+                    self.broker.durable.save_session(s.clientid, s.expiry)
         self._close("normal" if rc == 0 else "client_disconnect_rc_0x%02x" % rc)
 
     # ---------------------------------------------------------------- PUBLISH in
@@ -1086,7 +1095,7 @@ class _Conn(asyncio.Protocol):
     def _on_puback(self, pid):
         s = self.session
         if s.inflight and pid in s.inflight and s.inflight[pid][1] == 1:
-            del s.inflight[pid]
+            self.broker._done(s, s.inflight.pop(pid)[0])
             self.broker._pump(s)
 
     def _on_pubrec(self, pid, rc):
@@ -1096,7 +1105,7 @@ class _Conn(asyncio.Protocol):
             self.write(mc.encode_ack(mc.PUBREL, pid, self.proto_ver, mc.RC_PACKET_IDENTIFIER_NOT_FOUND))
             return
         if rc >= 0x80:  # receiver refused: message done
-            del s.inflight[pid]
+            self.broker._done(s, s.inflight.pop(pid)[0])
             self.broker._pump(s)
             return
         entry[4] = 1
@@ -1105,7 +1114,7 @@ class _Conn(asyncio.Protocol):
     def _on_pubcomp(self, pid):
         s = self.session
         if s.inflight and pid in s.inflight and s.inflight[pid][4] == 1:
-            del s.inflight[pid]
+            self.broker._done(s, s.inflight.pop(pid)[0])
             self.broker._pump(s)
 
     # ---------------------------------------------------------------- SUBSCRIBE / UNSUBSCRIBE
@@ -1154,6 +1163,8 @@ class _Conn(asyncio.Protocol):
                     opts = SubOpts(granted, nl, rap, rh, subid)
                     s.subs[tf] = opts
                     b._tree.add(real, group, s, opts)
+                    if s.durable and group is None:
+                        b.durable.save_sub(s.clientid, tf, opts)
                     code = granted
                     if group is None and (rh == 0 or (rh == 1 and not existed)):
                         retained_jobs.append((real, opts))
@@ -1173,6 +1184,8 @@ class _Conn(asyncio.Protocol):
                 del s.subs[tf]
                 share = _split_share(tf)
                 b._tree.remove(share[1], share[0], s)
+                if s.durable:
+                    b.durable.delete_sub(s.clientid, tf)
                 codes.append(0)
             else:
                 codes.append(mc.RC_NO_SUBSCRIPTION_EXISTED)
@@ -1262,6 +1275,9 @@ class Broker:
         self._conns = set()
         self._sessions = {}
         self._tree = _TopicTree()
+        # durable sessions (durable.DurableStore, builtin_local): the node sets it when
+        # durable_sessions.enable is true
+        self.durable = None
         # the retainer (retainer.Retainer): the node sets its cluster-wide one; a broker without a node
         # keeps a local one with EMQX's default retainer config
         try:
@@ -1285,6 +1301,9 @@ class Broker:
         self._loop_thread = threading.get_ident()
         self._stopping = False
         self._raise_nofile()
+        if self.durable is not None:
+            self.durable.open()
+            self._load_durable_sessions()
         try:
             for ltype in ("tcp", "ssl", "ws", "wss"):
                 group = self.listeners_conf.get(ltype) or {}
@@ -1378,6 +1397,8 @@ class Broker:
             if c.transport is not None:
                 c.transport.abort()
         await asyncio.sleep(0)
+        if self.durable is not None:
+            self.durable.close()
         self._started = False
 
     @staticmethod
@@ -1593,6 +1614,9 @@ class Broker:
         s.awaiting_rel = None
         if self._sessions.get(s.clientid) is s:
             del self._sessions[s.clientid]
+        # a node that stops keeps its durable sessions on disk
+        if s.durable and not self._stopping:
+            self.durable.delete_session(s.clientid)
 
     def _expire_session(self, s):
         s.expiry_timer = None
@@ -1652,10 +1676,23 @@ class Broker:
             return 0
         local_pub = msg.origin_node == self.node_name
         n = 0
+        targets = []
+        stored = []
         for session, opts in normal:
             if (opts.nl or self.ignore_loop_deliver) and local_pub and msg.from_clientid == session.clientid:
                 continue
-            self._deliver(session, msg, min(msg.qos, opts.qos), msg.retain if opts.rap else False, opts.subid)
+            delivery = (session, min(msg.qos, opts.qos), msg.retain if opts.rap else False, opts.subid)
+            if session.durable:
+                # builtin_local: a durable session reads this node's storage only, which holds what was
+                # published here; it has no broker route for a peer to forward to
+                if msg.origin_node not in ("", self.node_name):
+                    continue
+                stored.append(delivery)
+            targets.append(delivery)
+        if stored:
+            msg.ds_seq = self.durable.store(msg, [(s.clientid, q, rf, sid) for s, q, rf, sid in stored])
+        for session, qos, retain_flag, subid in targets:
+            self._deliver(session, msg, qos, retain_flag, subid)
             n += 1
         for key, members in shared:
             if not members:
@@ -1674,6 +1711,7 @@ class Broker:
         if conn is not None and conn.stage == ST_CONNECTED:
             if qos == 0:
                 conn._send_publish(msg, 0, retain_flag, None, subid)
+                self._done(s, msg)
                 return
             if s.inflight is None:
                 s.inflight = {}
@@ -1685,12 +1723,13 @@ class Broker:
                         del s.inflight[pid]
                     return
         elif qos == 0 and not self.mqueue_store_qos0:
+            self._done(s, msg)
             return
         q = s.mqueue
         if q is None:
             q = s.mqueue = collections.deque()
         if self.max_mqueue_len is not None and len(q) >= self.max_mqueue_len:
-            q.popleft()
+            self._done(s, q.popleft()[0])
             self.log("debug", "msg: dropped_msg_due_to_mqueue_is_full, clientid: %s" % s.clientid)
         q.append((msg, qos, retain_flag, subid))
 
@@ -1706,9 +1745,11 @@ class Broker:
             msg, qos, retain_flag, subid = q.popleft()
             exp = (msg.properties or {}).get("message_expiry_interval")
             if exp is not None and now - msg.timestamp >= exp:
+                self._done(s, msg)
                 continue
             if qos == 0:
                 conn._send_publish(msg, 0, retain_flag, None, subid)
+                self._done(s, msg)
                 continue
             pid = s.alloc_pid()
             if pid is None:
@@ -1719,6 +1760,37 @@ class Broker:
                 del s.inflight[pid]
         if not q:
             s.mqueue = None
+
+    def _done(self, s, msg):
+        """The session no longer owes this stored message (durable sessions only)."""
+        seq = getattr(msg, "ds_seq", None)
+        if s.durable and seq is not None:
+            self.durable.done(s.clientid, seq)
+
+    def _load_durable_sessions(self):
+        """At boot: the durable sessions this node kept, disconnected, with their subscriptions and what they
+        are still owed (in the order it was stored), their expiry counted from when they were disconnected."""
+        now = time.time()
+        for clientid, expiry, disconnected_at, subs, owed in self.durable.load(Message):
+            left = expiry - (now - (disconnected_at or now))
+            if left <= 0:
+                self.durable.delete_session(clientid)
+                continue
+            s = _Session(clientid)
+            s.durable = True
+            s.expiry = expiry
+            s.disconnected_at = disconnected_at
+            for tf, opts in subs.items():
+                share = _split_share(tf)
+                s.subs[tf] = SubOpts(*opts)
+                self._tree.add(share[1], share[0], s, s.subs[tf])
+            if owed:
+                s.mqueue = collections.deque(owed)
+            if expiry < 0xFFFFFFFF:
+                s.expiry_timer = self._loop.call_later(left, self._expire_session, s)
+            self._sessions[clientid] = s
+        if self._sessions:
+            self.log("info", "msg: durable_sessions_loaded, count: %d" % len(self._sessions))
 
     def _send_retained(self, s, real, opts):
         if self.retainer is None:

@@ -306,6 +306,7 @@ class Node:
         self.broker = Broker(self.name, self.broker_listeners(), self.broker_mqtt(), self.cluster.forward, self.log)
         self.broker.authn = self.authn
         self.broker.authz = self.authz
+        self.broker.durable = self._durable_store(conf)
         # emqx_retainer: the emqx_retainer_message table, cluster-wide (loaded in cluster.start())
         self.retainer = Retainer(conf["retainer"], self.log, disc_dir=self.cluster.state_dir)
         self.retainer.replicate = self.cluster.replicate_retained
@@ -326,6 +327,23 @@ class Node:
             raise BootError(str(e))
         if self.retainer.enabled and self.retainer.clear_interval > 0:
             self._retainer_gc = asyncio.ensure_future(self._retainer_gc_loop())
+
+    def _durable_store(self, conf):
+        """durable_sessions.enable (read once at boot: emqx_persistent_message:init/0; a hot update is refused)
+        with the storage backend of durable_storage.messages: builtin_local, the only one of the open-source
+        build and the one the stand-in implements (durable.py); the enterprise default builtin_raft is not."""
+        ds = conf.get("durable_sessions") or {}
+        if not ds.get("enable", False):
+            return None
+        default = "builtin_raft" if EDITION == "enterprise" else "builtin_local"
+        backend = ((conf.get("durable_storage") or {}).get("messages") or {}).get("backend", default)
+        if backend != "builtin_local":
+            raise BootError("emqx_standin: durable_storage.messages.backend = %s is not implemented by the stand-in "
+                            "(builtin_local only)" % backend)
+        from .broker import _duration
+        from .durable import DurableStore
+        self.log("notice", "Session durability is enabled")
+        return DurableStore(self.data_dir, _duration(ds.get("message_retention_period"), 86400.0) or 86400.0, self.log)
 
     async def _retainer_gc_loop(self):
         """emqx_retainer: every msg_clear_interval start emqx_retainer_gc, which does the work only on the

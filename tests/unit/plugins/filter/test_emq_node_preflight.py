@@ -65,6 +65,7 @@ BASE = {
     "emq_node_listeners": LISTENERS,
     "emq_node_api_keys": [{"key": "ops", "secret": API_SECRET, "role": "administrator"}],
     "emq_node_extra_config": {"mqtt": {"max_packet_size": "2MB"}},
+    "emq_node_durable_sessions": False,
     "emq_node_data_dir": "/var/lib/emqx",
     "emq_node_secrets_dir": "/etc/emqx-secrets",
     "emq_node_api_key_file": "/etc/emqx-secrets/api_keys",
@@ -342,3 +343,33 @@ def test_a_missing_input_is_named():
 def test_the_input_must_be_a_mapping():
     with pytest.raises(AnsibleFilterError, match="expects a mapping"):
         emq_node_problems([])
+
+
+# ---- durable sessions: builtin_local cannot serve a cluster -------------------------------------------------
+ONE_NODE = {"_emq_node_group_names": ["emqx@10.0.0.1"]}
+EE = {"emq_node_version": "5.9.2", "emq_node_license_key": "a-license"}
+
+
+@pytest.mark.parametrize("changes", [
+    dict(emq_node_durable_sessions=True, **ONE_NODE),
+    dict(emq_node_durable_sessions=True, **EE),
+    dict(emq_node_extra_config={"durable_sessions": {"enable": True}}, **EE),
+    dict(emq_node_extra_config={"durable_sessions": {"enable": False}}),
+    dict(emq_node_durable_sessions=False),
+])
+def test_durable_sessions_where_the_storage_serves_them(changes):
+    assert problems_of(**changes) == []
+
+
+@pytest.mark.parametrize("changes, where", [
+    (dict(emq_node_durable_sessions=True), "EMQX 5.8.9 is the open-source build"),
+    (dict(emq_node_durable_sessions="yes"), "EMQX 5.8.9 is the open-source build"),
+    (dict(emq_node_extra_config={"durable_sessions": {"enable": True}}), "EMQX 5.8.9 is the open-source build"),
+    (dict(emq_node_durable_sessions=True, emq_node_extra_config={"durable_storage": {"messages": {"backend": "builtin_local"}}},
+          **EE), "emq_node_extra_config sets durable_storage.messages.backend to builtin_local"),
+])
+def test_durable_sessions_on_builtin_local_are_refused_for_a_cluster(changes, where):
+    found = problems_of(**changes)
+    assert len(found) == 1, found
+    assert found[0].startswith("Durable sessions are on for the 2 nodes of %s, but %s" % (BASE["emq_node_group"], where))
+    assert "Set emq_node_durable_sessions to false for a cluster" in found[0]

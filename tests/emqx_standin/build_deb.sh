@@ -2,8 +2,10 @@
 # Build the EMQX stand-in Debian package (TEST EQUIPMENT, not EMQX) with dpkg-deb.
 #
 #   tests/emqx_standin/build_deb.sh [--version 5.8.9] [--edition opensource|enterprise]
-#                                   [--output DIR] [--start-on-install]
+#                                   [--output DIR] [--start-on-install] [--fail-boot]
 #
+# --fail-boot builds a package whose node never boots (it logs why and exits 1): the upgrade that does
+# not come back, for the roles' rollback tests.
 # Produces DIR/emqx_<version>_all.deb (package `emqx`), or with --edition enterprise
 # DIR/emqx-enterprise_<version>_all.deb (package `emqx-enterprise`, default version 5.10.4).
 # Environment: EMQX_STANDIN_VERSION, EMQX_STANDIN_EDITION, EMQX_STANDIN_OUTPUT give the defaults.
@@ -15,6 +17,7 @@ VERSION="${EMQX_STANDIN_VERSION:-}"
 EDITION="${EMQX_STANDIN_EDITION:-opensource}"
 OUTPUT="${EMQX_STANDIN_OUTPUT:-$HERE/dist}"
 START_ON_INSTALL=0
+FAIL_BOOT=0
 
 die() { echo "build_deb.sh: $*" >&2; exit 1; }
 
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --output|-o) OUTPUT="${2:?--output needs a value}"; shift 2 ;;
     --output=*) OUTPUT="${1#*=}"; shift ;;
     --start-on-install) START_ON_INSTALL=1; shift ;;
+    --fail-boot) FAIL_BOOT=1; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -65,6 +69,10 @@ done
 echo "$VERSION" > "$ROOT/usr/lib/emqx/lib/emqx_standin/VERSION"
 echo "$EDITION" > "$ROOT/usr/lib/emqx/lib/emqx_standin/EDITION"
 chmod 0644 "$ROOT/usr/lib/emqx/lib/emqx_standin/VERSION" "$ROOT/usr/lib/emqx/lib/emqx_standin/EDITION"
+if [ "$FAIL_BOOT" = 1 ]; then
+  echo "built with --fail-boot" > "$ROOT/usr/lib/emqx/lib/emqx_standin/FAIL_BOOT"
+  chmod 0644 "$ROOT/usr/lib/emqx/lib/emqx_standin/FAIL_BOOT"
+fi
 echo "14.2.5.2 $VERSION" > "$ROOT/usr/lib/emqx/releases/start_erl.data"
 printf 'REL_VSN="%s"\nEMQX_DESCRIPTION="EMQX"\n' "$VERSION" > "$ROOT/usr/lib/emqx/releases/emqx_vars"
 

@@ -21,4 +21,6 @@ def _read(name, default):
 # The package build writes VERSION / EDITION files next to this one.
 VERSION = _read("VERSION", "5.8.9")
 EDITION = _read("EDITION", "opensource")  # "opensource" or "enterprise"
+# A package built with --fail-boot: its node never boots (rollback tests of the roles).
+FAIL_BOOT = _read("FAIL_BOOT", "")
 __version__ = VERSION

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from . import EDITION, VERSION, erlfmt, schema
+from . import EDITION, FAIL_BOOT, VERSION, erlfmt, schema
 from .cluster import ClusterManager, parse_name
 
 LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
@@ -267,6 +267,8 @@ class Node:
 
     async def _boot(self):
         conf = self.conf
+        if FAIL_BOOT:
+            raise BootError("emqx_standin: this package was built with --fail-boot (test equipment): it never boots")
         from .cluster import NodeDown, DistConn
         try:
             conn = await DistConn.open("probe%d@%s" % (os.getpid(), self.name.split("@", 1)[1]),

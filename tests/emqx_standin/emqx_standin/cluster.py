@@ -31,7 +31,7 @@ import ssl
 import struct
 import time
 
-from . import erlfmt
+from . import dnsquery, erlfmt
 from .broker import Message
 
 DIST_BASE = 4370
@@ -888,13 +888,13 @@ class ClusterManager:
         and clustered), then stop. Started once at boot (emqx_machine_boot:start_autocluster) and
         by `cluster discovery enable`; `cluster leave` stops it."""
         strategy = self.conf["cluster"]["discovery_strategy"]
-        if strategy != "static":
+        if strategy not in ("static", "dns"):
             self.log("warning", "cluster discovery strategy %s is not implemented by this stand-in" % strategy)
             return
         while self.autocluster_enabled and not self._stopping:
             await self._wait_application_ready(10)
             result = await self._discover_and_join()
-            if self._is_discovery_complete(result):
+            if await self._is_discovery_complete(result):
                 self.log("info", "Ekka(AutoCluster): discovery complete")
                 return
             await asyncio.sleep(AUTOCLUSTER_RETRY_INTERVAL)
@@ -906,6 +906,19 @@ class ClusterManager:
 
     def _seeds(self):
         return list(self.conf["cluster"]["static"]["seeds"])
+
+    async def _discover(self):
+        """ekka_cluster_strategy:discover/2: static -> the seeds; dns (ekka_cluster_dns) -> one node per
+        address (a, aaaa: <this node's name part>@<address>) or per SRV target host (srv, sorted, unique),
+        from inet_res:lookup/3 (dnsquery.py: the resolv.conf name servers, never /etc/hosts)."""
+        if self.conf["cluster"]["discovery_strategy"] != "dns":
+            return self._seeds()
+        dns = self.conf["cluster"].get("dns") or {}
+        name, rtype = str(dns.get("name", "localhost")), str(dns.get("record_type", "a"))
+        answers = await asyncio.get_running_loop().run_in_executor(None, dnsquery.lookup, name, rtype)
+        hosts = sorted(set(a[3] for a in answers)) if rtype == "srv" else list(answers)
+        prefix = self.name.split("@", 1)[0]
+        return ["%s@%s" % (prefix, h) for h in hosts]
 
     async def _is_aliving(self, node):
         """ekka_node:is_aliving/1: this node, a connected node, or net_adm:ping/1 = pong."""
@@ -924,7 +937,7 @@ class ClusterManager:
         await asyncio.sleep(random.uniform(0.001, AUTOCLUSTER_LOCK_IGNORE_SLEEP))
         if not self.autocluster_enabled or self._stopping:
             return "error"
-        nodes = self._seeds()
+        nodes = await self._discover()
         alive_flags = await asyncio.gather(*(self._is_aliving(n) for n in nodes))
         alive = [n for n, a in zip(nodes, alive_flags) if a]
         dead = [n for n, a in zip(nodes, alive_flags) if not a]
@@ -972,8 +985,9 @@ class ClusterManager:
             return None
         return min(zip(guids, nodes))[1]
 
-    def _is_discovery_complete(self, result):
-        registered = self.name in self._seeds()   # ekka_cluster_static:discover/1 lists this node
+    async def _is_discovery_complete(self, result):
+        # is_node_registered/0: discovery (run again) lists this node; register/1 is ignore for both
+        registered = self.name in await self._discover()
         if result == "ignore":
             return registered
         in_cluster = self.members_in() != [self.name]

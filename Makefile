@@ -12,9 +12,11 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
-# Scenarios `make test` runs, in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
-# emq_cluster runs with manual joins only: static discovery (the default) is what `site` deploys and tests.
-SCENARIOS ?= toolchain emq_node emq_cluster+manual haproxy_lb nginx_lb site
+# Scenarios `make test` runs, in waves (scripts/molecule-waves.sh): the comma-separated scenarios of a wave
+# side by side, the waves in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
+# emq_cluster runs with manual joins (then DNS discovery): static discovery (the default) is what `site`
+# deploys and tests. site, which counts failed connects during rollouts, runs alone.
+MOLECULE_WAVES ?= haproxy_lb,emq_node emq_cluster+manual,nginx_lb,toolchain site
 # The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
 STANDIN_VERSION ?= 5.8.9
 STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
@@ -45,11 +47,9 @@ help:
 	@echo "make host                  install/start the Docker engine and build the base images"
 	@echo "make standin               build the offline EMQX stand-in package the scenarios install"
 
-test: venv host lint sanity units pytest build
+test: venv host lint sanity units pytest build standin sslyze
 	@rm -f tests/output/site-figures.txt
-	@for s in $(SCENARIOS); do \
-	  case $$s in *+*) EMQ_CLUSTER_DISCOVERY=$${s#*+} $(MAKE) --no-print-directory molecule SCENARIO=$${s%%+*};; \
-	  *) $(MAKE) --no-print-directory molecule SCENARIO=$$s;; esac; done
+	scripts/molecule-waves.sh "$(MOLECULE_WAVES)"
 	@if [ -f tests/output/site-figures.txt ]; then echo "==> figures measured by the scenarios:"; cat tests/output/site-figures.txt; fi
 	@echo "make test: all gates passed"
 
@@ -86,8 +86,11 @@ sanity: venv
 units: venv
 	@if [ -d tests/unit ]; then scripts/ansible-test.sh units; else echo "no unit tests yet (tests/unit)"; fi
 
+# Two workers (pytest-xdist): most of these tests wait on processes they start (stand-in nodes,
+# ansible-playbook), and every test keeps to its own loopback addresses and temporary directories.
+PYTEST_WORKERS ?= 2
 pytest: venv host standin
-	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider $(wildcard tests/emqx_standin/tests tests/preflight tests/roles tests/playbooks tests/bench)
+	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(wildcard tests/emqx_standin/tests tests/preflight tests/roles tests/playbooks tests/bench)
 
 build: venv
 	@rm -rf build && mkdir -p build

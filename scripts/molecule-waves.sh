@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Run Molecule scenarios in waves: the scenarios of one wave side by side, the waves one after another.
+#
+#   scripts/molecule-waves.sh "toolchain,emq_node haproxy_lb,emq_cluster+manual nginx_lb site"
+#
+# A wave is a comma-separated list; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
+# Why: a Molecule run spends most of its time waiting (containers booting, services starting, probes and
+# settle times), so two scenarios share 2 cores well. Scenarios never share containers, networks
+# (each has its own subnet) or Molecule state. Tests that measure failed connects under a rollout (site)
+# run in a wave of their own. Each scenario's output goes to tests/output/molecule-<name>.log: printed
+# whole when it fails, its closing lines when it passes. Stops after the first wave with a failure.
+set -uo pipefail
+
+waves="${1:?usage: molecule-waves.sh \"a,b c d,e\"}"
+out_dir="tests/output"
+mkdir -p "$out_dir"
+
+run_one() {  # scenario[+discovery] -> exit code of molecule test; its duration in <log>.seconds
+  local spec="$1" name="${1%%+*}" log="$out_dir/molecule-${1//+/-}.log" t0=$SECONDS rc
+  if [[ "$spec" == *+* ]]; then
+    EMQ_CLUSTER_DISCOVERY="${spec#*+}" molecule test -s "$name" > "$log" 2>&1
+  else
+    molecule test -s "$name" > "$log" 2>&1
+  fi
+  rc=$?
+  echo $(( SECONDS - t0 )) > "$log.seconds"
+  return $rc
+}
+
+for wave in $waves; do
+  IFS=, read -r -a specs <<< "$wave"
+  echo "==> molecule wave: ${specs[*]} ($(date -u +%H:%M:%S))"
+  declare -A pids=()
+  for spec in "${specs[@]}"; do
+    run_one "$spec" &
+    pids[$spec]=$!
+  done
+  failed=()
+  for spec in "${specs[@]}"; do
+    wait "${pids[$spec]}" || failed+=("$spec")
+  done
+  for spec in "${specs[@]}"; do
+    log="$out_dir/molecule-${spec//+/-}.log"
+    took=$(cat "$log.seconds" 2>/dev/null || echo 0)
+    if [[ " ${failed[*]} " == *" $spec "* ]]; then
+      echo "==> $spec FAILED after $(( took / 60 )) min $(( took % 60 )) s; its whole output ($log):"
+      cat "$log"
+    else
+      echo "==> $spec passed in $(( took / 60 )) min $(( took % 60 )) s"
+      grep -a -E "[0-9]+ passed" "$log" | tail -n 1 | sed "s/^/    /"
+    fi
+  done
+  unset pids
+  if [ "${#failed[@]}" -gt 0 ]; then
+    echo "==> molecule: ${failed[*]} failed"
+    exit 1
+  fi
+done

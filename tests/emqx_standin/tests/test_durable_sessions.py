@@ -91,13 +91,19 @@ def restart(node):
     node.start()
 
 
-def test_a_durable_session_and_what_it_is_owed_survive_a_restart(nodes):
-    node = nodes.one(extra=DURABLE)
+def offline_subscriber(nodes, extra="", owed=30):
+    """A started node, a subscriber to ds/# whose session outlives its connection, gone offline, and owed
+    messages published to it meanwhile: (node, subscriber, what was sent)."""
+    node = nodes.one(extra=extra)
     node.start()
     sub = Subscriber().connect(node, clean_start=True)
     sub.subscribe("ds/#")
     sub.disconnect()
-    sent = publish(node, "ds/a", 30)
+    return node, sub, publish(node, "ds/a", owed)
+
+
+def test_a_durable_session_and_what_it_is_owed_survive_a_restart(nodes):
+    node, sub, sent = offline_subscriber(nodes, DURABLE)
     restart(node)
     assert "Session durability is enabled" in node.logtext()
     sub.got = []
@@ -118,12 +124,7 @@ def test_a_durable_session_and_what_it_is_owed_survive_a_restart(nodes):
 
 
 def test_without_durable_sessions_a_restart_ends_the_session(nodes):
-    node = nodes.one()
-    node.start()
-    sub = Subscriber().connect(node, clean_start=True)
-    sub.subscribe("ds/#")
-    sub.disconnect()
-    publish(node, "ds/a", 30)
+    node, sub, _sent = offline_subscriber(nodes)
     restart(node)
     sub.got = []
     sub.connect(node)
@@ -133,12 +134,7 @@ def test_without_durable_sessions_a_restart_ends_the_session(nodes):
 
 
 def test_clean_start_discards_the_stored_session(nodes):
-    node = nodes.one(extra=DURABLE)
-    node.start()
-    sub = Subscriber().connect(node, clean_start=True)
-    sub.subscribe("ds/#")
-    sub.disconnect()
-    publish(node, "ds/a", 5)
+    node, sub, _sent = offline_subscriber(nodes, DURABLE, owed=5)
     sub.connect(node, clean_start=True)
     assert sub.present is False
     sub.disconnect()

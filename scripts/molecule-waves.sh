@@ -8,7 +8,8 @@
 # settle times), so two scenarios share 2 cores well. Scenarios never share containers, networks
 # (each has its own subnet) or Molecule state. Tests that measure failed connects under a rollout (site)
 # run in a wave of their own. Each scenario's output goes to tests/output/molecule-<name>.log: printed
-# whole when it fails, its closing lines when it passes. Stops after the first wave with a failure.
+# whole when it fails (then its failure lines again, last), its closing lines when it passes.
+# Stops after the first wave with a failure.
 set -uo pipefail
 
 waves="${1:?usage: molecule-waves.sh \"a,b c d,e\"}"
@@ -45,6 +46,9 @@ for wave in $waves; do
     if [[ " ${failed[*]} " == *" $spec "* ]]; then
       echo "==> $spec FAILED after $(( took / 60 )) min $(( took % 60 )) s; its whole output ($log):"
       cat "$log"
+      # CI may keep only the closing lines of this output: repeat what failed, last.
+      echo "==> $spec: what failed (from $log)"
+      grep -a -E "^(E   |FAILED |ERROR |fatal:|failed:)|short test summary|Error: " "$log" | tail -n 60 | cut -c1-400
     else
       echo "==> $spec passed in $(( took / 60 )) min $(( took % 60 )) s"
       grep -a -E "[0-9]+ passed" "$log" | tail -n 1 | sed "s/^/    /"

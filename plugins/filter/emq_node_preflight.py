@@ -56,10 +56,10 @@ INPUTS = (
     "emq_node_package_file", "emq_node_cookie", "emq_node_dashboard_password", "emq_node_dashboard_password_previous",
     "emq_node_name", "emq_node_allow_numbered_name", "emq_node_discovery", "emq_node_dns_name", "emq_node_dns_record_type",
     "emq_node_etcd_server", "emq_node_static_seeds", "emq_node_listeners", "emq_node_api_keys", "emq_node_extra_config",
-    "emq_node_durable_sessions",
+    "emq_node_durable_sessions", "emq_node_tls_versions", "emq_node_tls_ciphers",
     "emq_node_data_dir", "emq_node_secrets_dir", "emq_node_api_key_file", "emq_node_dashboard_username",
     "emq_node_firewall_enabled", "emq_node_firewall_client_networks", "emq_node_firewall_admin_networks",
-    "emq_node_firewall_lb_addresses", "emq_node_license_key", "emq_node_authn_password_hash_algorithm",
+    "emq_node_firewall_lb_addresses", "emq_node_firewall_plain_client_networks", "emq_node_license_key", "emq_node_authn_password_hash_algorithm",
     "emq_node_authz_topic_prefix", "emq_node_authz_rules", "emq_node_authentication", "emq_node_allow_anonymous",
     "emq_node_authn_users", "emq_node_target_connections", "emq_node_tuning_enabled", "emq_node_sysctl_apply",
     # what the preflight read: the controller's stat of the package file (empty when not looked for), this host's
@@ -70,7 +70,11 @@ INPUTS = (
 DNS_RECORD_TYPES = ("a", "aaaa", "srv")
 HASH_NAMES = ("plain", "md5", "sha", "sha256", "sha512")
 SALT_POSITIONS = ("prefix", "suffix", "disable")
-FIREWALL_LISTS = ("emq_node_firewall_client_networks", "emq_node_firewall_admin_networks", "emq_node_firewall_lb_addresses")
+FIREWALL_LISTS = ("emq_node_firewall_client_networks", "emq_node_firewall_plain_client_networks",
+                  "emq_node_firewall_admin_networks", "emq_node_firewall_lb_addresses")
+# The TLS versions the nodes may offer: the load balancers' floor (TLS 1.2). EMQX also refuses 1.3 with an older
+# version but without 1.2 (apps/emqx/src/emqx_schema.erl validate_tls_version_gap/1); 1.2 and 1.3 only cannot.
+TLS_VERSIONS = ("tlsv1.3", "tlsv1.2")
 
 
 # ---- Jinja's tests and filters, as the asserts used them ----------------------------------------------
@@ -254,9 +258,28 @@ def _listeners(v):
         out.append("two listeners (or a listener and the dashboard 18083 or the cluster ports 4370/5370) use the same port: "
                    "%s \u2014 give each its own port;" % _join(_repeated(ports)))
     if tls_missing:
-        out.append("TLS listeners %s are enabled without certfile and keyfile: set both, or keep them disabled and "
-                   "terminate TLS on the load balancers." % _join(tls_missing))
+        out.append("TLS listeners %s have one of certfile and keyfile without the other: set both (files on the node), "
+                   "or neither to have the role install emq_node_tls_cert_file and emq_node_tls_key_file (or a lab "
+                   "certificate with emq_node_tls_source: lab)." % _join(tls_missing))
     return ["emq_node_listeners is wrong: " + text for text in out]
+
+
+def _tls_options(v):
+    """emq_node_tls_versions and emq_node_tls_ciphers, rendered into every TLS listener's ssl_options."""
+    versions, ciphers = v["emq_node_tls_versions"], v["emq_node_tls_ciphers"]
+    out = []
+    if not isinstance(versions, list) or not versions or _difference(versions, TLS_VERSIONS):
+        out.append("emq_node_tls_versions must list TLS versions of %s, at least one (got %s): older versions are "
+                   "refused here as on the load balancers." % (_join(TLS_VERSIONS), versions))
+    bad = [c for c in ciphers if not isinstance(c, str) or not re.match(r"^[A-Z0-9_-]+$", c)] if isinstance(ciphers, list) else None
+    if bad is None or bad:
+        out.append("emq_node_tls_ciphers must be a list of OpenSSL cipher names, one an entry (TLS 1.3 suites like "
+                   "TLS_AES_128_GCM_SHA256 and TLS 1.2 ciphers like ECDHE-RSA-AES128-GCM-SHA256; got %s)."
+                   % (_join(bad) if bad else ciphers))
+    elif isinstance(versions, list) and "tlsv1.2" in versions and all(c.startswith("TLS_") for c in ciphers):
+        out.append("emq_node_tls_ciphers has only TLS 1.3 suites, but emq_node_tls_versions offers TLS 1.2, which then "
+                   "has no cipher: EMQX would refuse every TLS 1.2 device. Add TLS 1.2 ciphers, or offer tlsv1.3 only.")
+    return out
 
 
 def _api_keys(v):
@@ -417,7 +440,7 @@ def _open_files(v):
 
 
 CHECKS = (_operating_system, _install_source, _package_file, _cookie, _dashboard_password, _node_name, _discovery,
-          _listeners, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
+          _listeners, _tls_options, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
           _firewall_networks, _license, _durable_sessions, _hashing_and_acl, _authentication, _open_files)
 # These read emq_node_version: they run once it is an EMQX 5 version.
 VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _durable_sessions)

@@ -19,7 +19,9 @@ def dns_server():
     """dnsmasq from Debian on emq-cluster-dns, one A record per node for each name; the nodes and the
     container itself resolve through it (the operator's job, not the role's)."""
     dns = testinfra.get_host("docker://" + DNS_HOST)
-    dns.check_output("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq >/dev/null")
+    # mosquitto's clients too: the container is the device of test_then_direct_tls.py. Both before its
+    # resolv.conf points at dnsmasq, which answers for the test names only.
+    dns.check_output("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq mosquitto-clients >/dev/null")
     conf = "no-resolv\\nno-hosts\\nlisten-address=%s\\nbind-interfaces\\n" % DNS_ADDR
     conf += "".join("addn-hosts=%s\\n" % path for path in RECORD_FILES.values())
     dns.check_output("printf '%s' > /etc/dnsmasq.d/emqx.conf" % conf)

@@ -190,8 +190,7 @@ class EkkaEtcd:
         self._keepalive = None
         if self.client is not None:
             self.client.close()
-        self.lease = None
-        self.lock_key = None
+        self.lease = None     # (the lock key stays: ekka keeps it in a persistent_term)
         while True:
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < ETCD_RESTART_PERIOD] + [now]

@@ -375,6 +375,8 @@ CASES = [
          {"emq_node_static_seeds": ["emqx@10.0.0.1", "emqx@10.9.9.9"]}, not_expect=("emq_node_discovery must",)),
     Case("discovery-dns-without-name", NODE_CHECK, ("emq_node_dns_name",), {"emq_node_discovery": "dns"},
          not_expect=("emq_node_static_seeds", "emq_node_discovery must")),
+    Case("discovery-etcd-server-without-port", NODE_CHECK, ("emq_node_etcd_server", '"http://etcd.example"', "http://<host>:<port>"),
+         {"emq_node_discovery": "etcd", "emq_node_etcd_server": "http://etcd.example"}, not_expect=("emq_node_discovery must",)),
     Case("os-unsupported", NODE_CHECK, ("Alpine 3.20", "Supported:", "remove it from the group emq_nodes"),
          {"preflight_test_os": {"distribution": "Alpine", "major_version": "3", "version": "3.20", "os_family": "Alpine"}}),
     Case("os-version-unsupported", NODE_CHECK, ("Debian 11.9", "Supported:"),

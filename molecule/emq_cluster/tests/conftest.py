@@ -1,4 +1,4 @@
-"""What the scenario's later tests share: the name server of the emq-cluster-dns container."""
+"""What the scenario's later tests share: the emq-cluster-dns container, with its name server (and etcd)."""
 
 import pytest
 import testinfra
@@ -19,9 +19,11 @@ def dns_server():
     """dnsmasq from Debian on emq-cluster-dns, one A record per node for each name; the nodes and the
     container itself resolve through it (the operator's job, not the role's)."""
     dns = testinfra.get_host("docker://" + DNS_HOST)
-    # mosquitto's clients too: the container is the device of test_then_direct_tls.py. Both before its
-    # resolv.conf points at dnsmasq, which answers for the test names only.
-    dns.check_output("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq mosquitto-clients >/dev/null")
+    # Also mosquitto's clients (the container is the device of test_then_direct_tls.py) and etcd (the store of
+    # test_then_etcd_discovery.py): all before its resolv.conf points at dnsmasq, which answers for the test
+    # names only.
+    dns.check_output("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq mosquitto-clients etcd-server "
+                     "etcd-client >/dev/null")
     conf = "no-resolv\\nno-hosts\\nlisten-address=%s\\nbind-interfaces\\n" % DNS_ADDR
     conf += "".join("addn-hosts=%s\\n" % path for path in RECORD_FILES.values())
     dns.check_output("printf '%s' > /etc/dnsmasq.d/emqx.conf" % conf)

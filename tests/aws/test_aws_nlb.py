@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,9 +132,11 @@ def _run(tmp: Path, aws: dict, inventory: Path, *args: str) -> tuple[int, str, d
     env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_HOME=str(tmp / "ansible-home"),
                ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="false",
                ANSIBLE_RETRY_FILES_ENABLED="false", ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               PYTHONDONTWRITEBYTECODE="1")
+               ANSIBLE_PIPELINING="true", PYTHONDONTWRITEBYTECODE="1")
     cmd = [_ansible_playbook(), "-i", str(inventory), str(PLAYBOOK), "-v", *args]
+    started = time.monotonic()
     proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240, check=False)
+    print("ansible-playbook %s: %.1f s" % (" ".join(args) or "(present)", time.monotonic() - started))
     recap = re.search(r"^nlb-1\s+:\s+(.*)$", proc.stdout, re.M)
     counts = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))) if recap else {}
     return proc.returncode, proc.stdout, counts

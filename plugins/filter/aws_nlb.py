@@ -90,8 +90,8 @@ def _cidr_problem(value):
 
 def certificate_problems(v):
     """The certificate: an ACM ARN, or a certificate and key (and chain) on the controller to import."""
-    arn, cert, key, chain = (_text(v[k]).strip() for k in ('aws_nlb_certificate_arn', 'aws_nlb_certificate_file',
-                                                         'aws_nlb_private_key_file', 'aws_nlb_certificate_chain_file'))
+    keys = ('aws_nlb_certificate_arn', 'aws_nlb_certificate_file', 'aws_nlb_private_key_file', 'aws_nlb_certificate_chain_file')
+    arn, cert, key, chain = (_text(v[k]).strip() for k in keys)
     found = v.get('files_found') or {}
     if arn and (cert or key):
         return ['aws_nlb_certificate_arn is set and so are aws_nlb_certificate_file / aws_nlb_private_key_file: the listeners take one '
@@ -153,8 +153,8 @@ def proxy_problems(v):
     if check_on_proxy:
         out.append('aws_nlb_check_port=%d is a listener of the EMQX nodes that waits for a PROXY protocol header: %s. The '
                    'health check (HTTP GET %s) sends none, so every node would be marked unhealthy. Write aws_nlb_check_port: '
-                   '18083, the nodes\' dashboard port, where EMQX answers /status.' % (check_port, ', '.join(check_on_proxy),
-                                                                                      _text(v['aws_nlb_check_path'])))
+                   '18083, the nodes\' dashboard port, where EMQX answers /status.'
+                   % (check_port, ', '.join(check_on_proxy), _text(v['aws_nlb_check_path'])))
     return out
 
 
@@ -386,7 +386,8 @@ def _nlb_changes(resources, nlb, groups, certificate_arn, scheme):
         certs_have = [c.get('certificate_arn') for c in have.get('certificates') or []]
         actions = [a.get('target_group_arn') for a in have.get('default_actions') or []]
         if _text(have.get('protocol')) != 'TLS' or not certificate_arn or certs_have != [certificate_arn]:
-            out.append('change the listener %d of %s to TLS with the certificate %s' % (listener['port'], names['nlb'], certificate_arn or names['certificate']))
+            out.append('change the listener %d of %s to TLS with the certificate %s'
+                       % (listener['port'], names['nlb'], certificate_arn or names['certificate']))
         if resources.get('ssl_policy') and _text(have.get('ssl_policy')) != resources['ssl_policy']:
             out.append('change the TLS policy of the listener %d of %s to %s' % (listener['port'], names['nlb'], resources['ssl_policy']))
         if actions != [group_arns.get(listener['target_group'])]:

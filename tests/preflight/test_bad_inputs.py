@@ -650,7 +650,7 @@ def _run_aws_nlb(tmp: Path, monkeypatch: pytest.MonkeyPatch, nlb_vars: dict[str,
 
 @pytest.mark.parametrize("case_id, nlb, nodes, expect", AWS_NLB_CASES, ids=[c[0] for c in AWS_NLB_CASES])
 def test_aws_nlb_bad_input_stops_before_any_aws_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case_id: str,
-                                                         nlb: dict[str, Any], nodes: dict[str, Any], expect: tuple[str, ...]) -> None:
+                                                        nlb: dict[str, Any], nodes: dict[str, Any], expect: tuple[str, ...]) -> None:
     run = _run_aws_nlb(tmp_path, monkeypatch, {**_aws_nlb_vars(tmp_path), **nlb}, nodes)
 
     assert run.rc == 2, run.explain()

@@ -68,8 +68,8 @@ def test_valid_inputs_have_no_problem():
     ({'aws_nlb_subnets': [SUBNETS[0], SUBNETS[0]]}, ('names a subnet twice',)),
     ({'aws_nlb_certificate_file': '', 'aws_nlb_private_key_file': ''}, ('No certificate', 'aws_nlb_certificate_arn', 'imports')),
     ({'aws_nlb_private_key_file': ''}, ('go together', 'set aws_nlb_private_key_file')),
-    ({'files_found': {'/inv/tls/server.pem': False, '/inv/tls/server.key': True}}, ('aws_nlb_certificate_file is /inv/tls/server.pem',
-                                                                                   'not a file on the controller')),
+    ({'files_found': {'/inv/tls/server.pem': False, '/inv/tls/server.key': True}},
+     ('aws_nlb_certificate_file is /inv/tls/server.pem', 'not a file on the controller')),
     ({'aws_nlb_certificate_arn': 'arn:aws:acm:eu-west-1:123456789012:certificate/1'}, ('not both',)),
     ({'aws_nlb_certificate_arn': 'my-cert', 'aws_nlb_certificate_file': '', 'aws_nlb_private_key_file': ''}, ('not an ACM certificate ARN',)),
     ({'aws_nlb_certificate_arn': 'arn:aws:acm:us-east-1:123456789012:certificate/1', 'aws_nlb_certificate_file': '',
@@ -189,8 +189,8 @@ def built(r, cert_arn='arn:cert'):
                               default_actions=[{'target_group_arn': 'arn:' + li['target_group']}]) for li in r['listeners']])
     perms = [dict(ip_protocol='tcp', from_port=p, to_port=p, ip_ranges=[{'cidr_ip': c} for c in ('10.20.1.0/24', '10.20.2.0/24')])
              for p in (1883, 8083, 18083)]
-    return dict(load_balancers=[lb], target_groups=tgs, security_groups=[dict(group_name='emqx-front-emqx-nodes', group_id='sg-1',
-                                                                                 ip_permissions=perms)],
+    sg = dict(group_name='emqx-front-emqx-nodes', group_id='sg-1', ip_permissions=perms)
+    return dict(load_balancers=[lb], target_groups=tgs, security_groups=[sg],
                 certificates=[dict(certificate_arn=cert_arn, certificate=pem(b'leaf'), certificate_chain=pem(b'ca', b'moto'))])
 
 

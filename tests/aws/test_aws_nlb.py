@@ -258,3 +258,26 @@ def test_check_mode_on_a_fresh_account_reports_changes_and_creates_nothing(tmp_p
         assert text in out, out[-4000:]
     _assert_nothing(aws)
     assert "PRIVATE KEY" not in out
+
+
+def test_a_certificate_given_by_arn_is_used_and_kept(tmp_path, aws):
+    """With aws_nlb_certificate_arn the role imports nothing, the listeners use that certificate, and removal leaves it."""
+    tls = _make_tls(tmp_path)
+    acm = aws["client"]("acm")
+    arn = acm.import_certificate(Certificate=Path(tls["cert"]).read_bytes(), PrivateKey=tls["key_pem"].encode(),
+                                 CertificateChain=Path(tls["chain"]).read_bytes())["CertificateArn"]
+    inventory = _inventory(tmp_path, aws, tls, aws_nlb_certificate_arn=arn, aws_nlb_certificate_file="", aws_nlb_private_key_file="",
+                           aws_nlb_certificate_chain_file="")
+
+    rc, out, counts = _run(tmp_path, aws, inventory)
+    _assert_ok(rc, out, counts, changed=True)
+    s = _state(aws)
+    assert [c["CertificateArn"] for c in s["certs"]] == [arn]
+    listeners = s["elb"].describe_listeners(LoadBalancerArn=s["lbs"][0]["LoadBalancerArn"])["Listeners"]
+    assert sorted((li["Port"], li["Certificates"][0]["CertificateArn"]) for li in listeners) == [(8084, arn), (8883, arn)]
+
+    rc, out, counts = _run(tmp_path, aws, inventory, "-e", "aws_nlb_state=absent")
+    _assert_ok(rc, out, counts, changed=True)
+    s = _state(aws)
+    assert (s["lbs"], s["tgs"], s["sgs"]) == ([], [], [])
+    assert [c["CertificateArn"] for c in s["certs"]] == [arn], "the role deleted a certificate it did not import"

@@ -199,7 +199,7 @@ def _assert_built(aws: dict, tls: dict) -> None:
     sg = s["sgs"][0]
     assert sg["VpcId"] == aws["vpc"]
     rules = sorted((p["IpProtocol"], p["FromPort"], p["ToPort"], r["CidrIp"]) for p in sg["IpPermissions"] for r in p.get("IpRanges", []))
-    assert rules == sorted(("tcp", port, port, cidr) for port in (1883, 8083, 18083) for cidr, _ in SUBNETS)
+    assert rules == sorted(("tcp", port, port, cidr) for port in (1883, 8083, 18083) for cidr in (subnet[0] for subnet in SUBNETS))
     assert all(not p.get("Ipv6Ranges") and not p.get("UserIdGroupPairs") for p in sg["IpPermissions"])
 
 

@@ -23,6 +23,8 @@ on the machine running it.
 The positive controls run the same harness with the valid base inputs (``--tags`` stops after the
 preflight) and pass, so each failure comes from the one bad value, not from the harness.
 
+The aws_nlb cases run playbooks/aws_nlb.yml the same way and show that its checks stop the run before any AWS request.
+
 Run: ``.venv/bin/python -m pytest -p no:cacheprovider tests/preflight -q`` (``-rP`` prints each case's message).
 """
 
@@ -606,3 +608,68 @@ def test_guard_refuses_a_module_that_could_change_the_host(tmp_path: Path) -> No
     assert [line for line in run.modules if line.startswith("refused") and line.endswith("AnsiballZ_copy.py")], run.explain()
     assert all(line.startswith("refused") or line in READ_ONLY for line in run.modules), run.explain()
     assert not target.exists()
+
+
+# ---- aws_nlb: the checks run before any AWS request --------------------------------------------
+# The aws_nlb host runs on the controller through the same guard Python: any module (an AWS request
+# starts with one: ec2_vpc_subnet_info, elb_*) would be refused and recorded, and the endpoint is a
+# closed loopback port with fake credentials besides.
+AWS_NLB_PLAYBOOK = ROOT / "playbooks" / "aws_nlb.yml"
+AWS_NLB_CHECK = "iothub.emq.aws_nlb : Check the aws_nlb inputs of this load balancer"
+
+
+def _aws_nlb_vars(tmp: Path) -> dict[str, Any]:
+    cert, key = tmp / "server.pem", tmp / "server.key"
+    cert.write_text("not read by the preflight\n")
+    key.write_text("not read by the preflight\n")
+    return {"aws_nlb_region": "eu-west-1", "aws_nlb_subnets": ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"],
+            "aws_nlb_certificate_file": str(cert), "aws_nlb_private_key_file": str(key),
+            "aws_nlb_endpoint_url": "http://127.0.0.1:9"}
+
+
+AWS_NLB_CASES = [
+    ("region-missing", {"aws_nlb_region": ""}, {}, ("aws_nlb_region is not set", "aws_nlb_region: eu-west-1")),
+    ("no-subnets", {"aws_nlb_subnets": []}, {}, ("aws_nlb_subnets is empty", "one per availability zone")),
+    ("no-certificate", {"aws_nlb_certificate_file": "", "aws_nlb_private_key_file": ""}, {},
+     ("No certificate for the TLS listeners", "aws_nlb_certificate_arn", "aws_nlb_certificate_file and aws_nlb_private_key_file")),
+    # Both ways: the NLB sends PROXY v2 and the nodes do not expect it, and the reverse (emq_node's default is on with aws_nlb hosts).
+    ("proxy-on-nodes-off", {}, {"emq_node_proxy_protocol": False},
+     ("aws_nlb_proxy_protocol is true", "n1 (tcp listener: proxy_protocol = false)", "emq_node_proxy_protocol: true",
+      "aws_nlb_proxy_protocol: false")),
+    ("proxy-off-nodes-on", {"aws_nlb_proxy_protocol": False}, {},
+     ("aws_nlb_proxy_protocol is false", "n2 (ws listener: proxy_protocol = true)", "aws_nlb_proxy_protocol: true",
+      "emq_node_proxy_protocol: false")),
+]
+
+
+def _run_aws_nlb(tmp: Path, monkeypatch: pytest.MonkeyPatch, nlb_vars: dict[str, Any], node_vars: dict[str, Any], tags: str = "") -> Run:
+    group_vars, host_vars = _inputs(tmp, None, node_vars)
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_CONFIG_FILE", str(tmp / "aws-config")), ("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "aws-credentials"))):
+        monkeypatch.setenv(key, value)
+    return run_playbook(tmp, AWS_NLB_PLAYBOOK, group_vars, host_vars, tags=tags, groups={"aws_nlb": {"hosts": {"nlb-1": nlb_vars}}})
+
+
+@pytest.mark.parametrize("case_id, nlb, nodes, expect", AWS_NLB_CASES, ids=[c[0] for c in AWS_NLB_CASES])
+def test_aws_nlb_bad_input_stops_before_any_aws_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case_id: str,
+                                                        nlb: dict[str, Any], nodes: dict[str, Any], expect: tuple[str, ...]) -> None:
+    run = _run_aws_nlb(tmp_path, monkeypatch, {**_aws_nlb_vars(tmp_path), **nlb}, nodes)
+
+    assert run.rc == 2, run.explain()
+    assert run.failed == {("nlb-1", AWS_NLB_CHECK)}, run.explain()
+    assert run.modules == [], "a module ran (an AWS request) before the checks stopped the run" + run.explain()
+    assert run.recap["nlb-1"]["changed"] == 0, run.explain()
+    assert [t for t in run.tasks if not t.startswith("iothub.emq.aws_nlb : ")] == [], run.explain()
+    message = " ".join(run.messages)
+    for text in expect:
+        assert text in message, f"{case_id}: the message does not contain {text!r}: {message}"
+    print(f"{case_id}: {run.messages[-1]}")
+
+
+def test_aws_nlb_valid_inputs_pass_the_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control: the base inputs pass the preflight, and no module (no AWS request) ran."""
+    run = _run_aws_nlb(tmp_path, monkeypatch, _aws_nlb_vars(tmp_path), {}, tags="aws_nlb_preflight")
+
+    assert run.rc == 0, run.explain()
+    assert AWS_NLB_CHECK in run.tasks, run.explain()
+    assert run.modules == [], run.explain()

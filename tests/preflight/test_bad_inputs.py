@@ -132,6 +132,16 @@ def _preflight_include(role: str) -> set[str]:
     return {t["name"] for t in tasks if (t.get("ansible.builtin.include_tasks") or {}).get("file") == "preflight.yml"}
 
 
+def _lb_common_tls_checks(role: str) -> set[str]:
+    """The TLS checks emq_node's preflight includes from _lb_common (tls_preflight.yml), as the log names them."""
+    if role != "emq_node":
+        return set()
+    tasks = yaml.safe_load((ROLES / "_lb_common" / "tasks" / "tls_preflight.yml").read_text())
+    spec = yaml.safe_load((ROLES / "_lb_common" / "meta" / "argument_specs.yml").read_text())
+    argspec = "Validating arguments against arg spec 'tls_preflight' - " + spec["argument_specs"]["tls_preflight"]["short_description"]
+    return {"iothub.emq._lb_common : " + name for name in _task_names(tasks) + [argspec]}
+
+
 def _always_tasks(role: str) -> set[str]:
     """Tasks of the role tagged always outside its preflight: they run under --tags <role>_preflight too
     (the handler flush, and the restart of nodes a handler marked, which does nothing when none is)."""
@@ -387,9 +397,13 @@ CASES = [
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ws": {"enable": True, "bind": "0.0.0.0:1883"}}}),
     Case("listener-port-is-dashboard-port", NODE_CHECK, ("emq_node_listeners", "use the same port: 18083 ", "give each its own port"),
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ws": {"enable": True, "bind": "0.0.0.0:18083"}}}),
-    Case("tls-listener-without-cert", NODE_CHECK,
-         ("emq_node_listeners", "TLS listeners ssl are enabled", "certfile and keyfile", "terminate TLS on the load balancers"),
+    # issue 17: a TLS listener on the nodes without a certificate of its own takes emq_node_tls_*, which must be given.
+    Case("tls-listener-without-a-certificate", "iothub.emq._lb_common : Check the TLS settings",
+         ("This host terminates TLS and needs a certificate", "emq_node_tls_cert_file", "emq_node_tls_source: lab"),
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ssl": {"enable": True, "bind": "0.0.0.0:8883"}}}),
+    Case("tls-listener-cert-without-key", NODE_CHECK,
+         ("emq_node_listeners", "TLS listeners ssl have one of certfile and keyfile without the other"),
+         {"emq_node_listeners": {"ssl": {"enable": True, "bind": "0.0.0.0:8883", "certfile": "/etc/emqx/certs/cert.pem"}}}),
     # issue 13: devices authenticate unless the inventory says otherwise; bad users and ACL rules stop the run.
     Case("authentication-unknown", "argspec", ("emq_node_authentication", "password, client_certificate"),
          {"emq_node_authentication": "token"}),
@@ -520,6 +534,8 @@ def _assert_nothing_changed(run: Run, role: str) -> None:
     allowed = {f"iothub.emq.{role} : {name}"
                for name in _preflight_checks(role) | {_argspec_task(role)} | _always_tasks(role) | _preflight_include(role)}
     allowed.add("Supply the operating system facts the test chose")
+    # An include_role of the validation block is logged without the role's name when it is skipped.
+    allowed |= _preflight_checks(role) | _lb_common_tls_checks(role)
     ran = run.tasks
     assert ran, run.explain()
     assert not [t for t in ran if t not in allowed], "tasks outside the preflight ran:" + run.explain()
@@ -541,8 +557,12 @@ def test_bad_input_stops_before_any_host_changes(tmp_path: Path, case: Case) -> 
     run = run_role(tmp_path, case.role, group_vars, host_vars)
 
     assert run.rc == 2, "the run must fail on a host (rc 2), not on the harness" + run.explain()
-    check = f"iothub.emq.{case.role} : " + (_argspec_task(case.role) if case.check == "argspec" else case.check)
-    if case.check != "argspec":
+    if " : " in case.check:  # a check of _lb_common that the validation block includes
+        check = case.check
+        assert check in _lb_common_tls_checks(case.role), f"{check!r} is not a check the validation block includes"
+    else:
+        check = f"iothub.emq.{case.role} : " + (_argspec_task(case.role) if case.check == "argspec" else case.check)
+    if case.check != "argspec" and " : " not in case.check:
         assert case.check in _preflight_checks(case.role), f"{case.check!r} is not a task of the validation block"
     expected = {(host, check) for host in case.failing_hosts or tuple(HOSTS)}
     expected |= {(host, f"iothub.emq.{case.role} : {_argspec_task(case.role)}") for host in case.argspec_fails_on}
@@ -576,11 +596,16 @@ def test_valid_inputs_pass_every_check(tmp_path: Path, role: str, source: str) -
         # The guard let the nr_open read through on each host (and ran nothing else)...
         assert run.modules == ["ran slurp"] * len(HOSTS), run.explain()
         # ...and every check ran on every host; only the package-file lookup depends on the source.
+        # The TLS listeners' certificate checks (an include_role, logged without the role's name when skipped)
+        # run only for TLS listeners without a certificate of their own: none in the base inputs.
         package_tasks = {"Look for the package file on the controller"}
+        tls_tasks = {"Check the certificate, its key and its chain of the TLS listeners"}
         for task in _preflight_checks(role):
-            body = run.output.split(f"TASK [iothub.emq.emq_node : {task}]", 1)[1].split("TASK [", 1)[0]
+            header = f"TASK [{task}]" if task in tls_tasks else f"TASK [iothub.emq.emq_node : {task}]"
+            body = run.output.split(header, 1)[1].split("TASK [", 1)[0]
             skipped = "skipping:" in body
-            assert skipped == (task in package_tasks and source != "package"), f"{task}: skipped={skipped}" + run.explain()
+            expected = (task in package_tasks and source != "package") or task in tls_tasks
+            assert skipped == expected, f"{task}: skipped={skipped}" + run.explain()
 
 
 def test_guard_refuses_a_module_that_could_change_the_host(tmp_path: Path) -> None:

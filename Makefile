@@ -90,7 +90,7 @@ units: venv
 # ansible-playbook), and every test keeps to its own loopback addresses and temporary directories.
 PYTEST_WORKERS ?= 2
 pytest: venv host standin
-	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(wildcard tests/emqx_standin/tests tests/preflight tests/roles tests/playbooks tests/bench)
+	IOTHUB_REQUIRE_DOCKER=1 python -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(wildcard tests/emqx_standin/tests tests/preflight tests/roles tests/playbooks tests/bench tests/aws)
 
 build: venv
 	@rm -rf build && mkdir -p build

@@ -55,11 +55,13 @@ INPUTS = (
     "emq_node_group", "emq_node_version", "emq_node_install_source", "emq_node_package_url", "emq_node_package_sha256",
     "emq_node_package_file", "emq_node_cookie", "emq_node_dashboard_password", "emq_node_dashboard_password_previous",
     "emq_node_name", "emq_node_allow_numbered_name", "emq_node_discovery", "emq_node_dns_name", "emq_node_dns_record_type",
-    "emq_node_etcd_server", "emq_node_static_seeds", "emq_node_listeners", "emq_node_api_keys", "emq_node_extra_config",
-    "emq_node_durable_sessions",
+    "emq_node_etcd_server", "emq_node_etcd_prefix", "emq_node_etcd_node_ttl",
+    "emq_node_static_seeds", "emq_node_listeners", "emq_node_api_keys", "emq_node_extra_config",
+    "emq_node_durable_sessions", "emq_node_tls_versions", "emq_node_tls_ciphers",
     "emq_node_data_dir", "emq_node_secrets_dir", "emq_node_api_key_file", "emq_node_dashboard_username",
     "emq_node_firewall_enabled", "emq_node_firewall_client_networks", "emq_node_firewall_admin_networks",
-    "emq_node_firewall_lb_addresses", "emq_node_license_key", "emq_node_authn_password_hash_algorithm",
+    "emq_node_firewall_lb_addresses", "emq_node_firewall_plain_client_networks", "emq_node_license_key",
+    "emq_node_authn_password_hash_algorithm",
     "emq_node_authz_topic_prefix", "emq_node_authz_rules", "emq_node_authentication", "emq_node_allow_anonymous",
     "emq_node_authn_users", "emq_node_target_connections", "emq_node_tuning_enabled", "emq_node_sysctl_apply",
     # what the preflight read: the controller's stat of the package file (empty when not looked for), this host's
@@ -70,7 +72,11 @@ INPUTS = (
 DNS_RECORD_TYPES = ("a", "aaaa", "srv")
 HASH_NAMES = ("plain", "md5", "sha", "sha256", "sha512")
 SALT_POSITIONS = ("prefix", "suffix", "disable")
-FIREWALL_LISTS = ("emq_node_firewall_client_networks", "emq_node_firewall_admin_networks", "emq_node_firewall_lb_addresses")
+FIREWALL_LISTS = ("emq_node_firewall_client_networks", "emq_node_firewall_plain_client_networks",
+                  "emq_node_firewall_admin_networks", "emq_node_firewall_lb_addresses")
+# The TLS versions the nodes may offer: the load balancers' floor (TLS 1.2). EMQX also refuses 1.3 with an older
+# version but without 1.2 (apps/emqx/src/emqx_schema.erl validate_tls_version_gap/1); 1.2 and 1.3 only cannot.
+TLS_VERSIONS = ("tlsv1.3", "tlsv1.2")
 
 
 # ---- Jinja's tests and filters, as the asserts used them ----------------------------------------------
@@ -225,8 +231,8 @@ def _discovery(v):
         out.append("emq_node_discovery=dns needs emq_node_dns_name, the DNS name whose records list the nodes;")
     if record_type not in DNS_RECORD_TYPES:
         out.append('emq_node_dns_record_type must be a, aaaa or srv (got "%s");' % record_type)
-    if discovery == "etcd" and _length(v["emq_node_etcd_server"]) == 0:
-        out.append("emq_node_discovery=etcd needs emq_node_etcd_server, the etcd address (e.g. http://10.0.0.5:2379);")
+    if discovery == "etcd":
+        out.extend(_etcd(v))
     strangers = _difference(v["emq_node_static_seeds"], group_names)
     if strangers:
         out.append("emq_node_static_seeds lists %s, which are not nodes of the group %s (%s): remove them, or add those "
@@ -237,6 +243,64 @@ def _discovery(v):
             out.append("emq_node_discovery=dns with emq_node_dns_record_type=%s: %s. Set emq_node_cluster_address (or "
                        "emq_node_name) to what the DNS records return, or change emq_node_dns_record_type (see the role's "
                        "README, DNS discovery)." % (record_type, problem))
+    return out
+
+
+def etcd_servers(value):
+    """emq_node_etcd_server as the role renders it (a list is joined with ", ") and EMQX reads it:
+    emqx_schema:to_comma_separated_list/1 is string:tokens(S, ", "), commas and blanks both separate."""
+    if isinstance(value, string_types):
+        text = value
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(to_text(item) for item in value)
+    else:
+        return None
+    return [item for item in re.split("[, ]", text) if item]
+
+
+def _etcd_endpoint_problem(server):
+    """ekka_cluster_etcd:init/1 drops a leading http:// or https://, then eetcd:open/3 (eetcd v0.6.0) splits the rest
+    at ":" into exactly [Host, Port] and list_to_integer(Port): anything else crashes the init, and the node's boot."""
+    rest = server
+    for scheme in ("http://", "https://"):
+        if rest.startswith(scheme):
+            rest = rest[len(scheme):]
+            break
+    parts = [p for p in rest.split(":") if p]
+    if len(parts) != 2 or not parts[1].isdigit() or not 0 < int(parts[1]) < 65536:
+        return "not <host>:<port>"
+    if server.startswith("https://"):
+        return "https"
+    return None
+
+
+def _etcd(v):
+    out = []
+    servers = etcd_servers(v["emq_node_etcd_server"])
+    if servers is None:
+        out.append("emq_node_etcd_server must be a string of etcd URLs separated by commas (or a list of them);")
+    elif not servers:
+        out.append("emq_node_discovery=etcd needs emq_node_etcd_server, the etcd address (e.g. http://10.0.0.5:2379);")
+    else:
+        bad = [s for s in servers if _etcd_endpoint_problem(s) == "not <host>:<port>"]
+        if bad:
+            out.append("emq_node_etcd_server has %s: EMQX 5.8 (ekka/eetcd) takes only http://<host>:<port>, the port "
+                       "written and nothing after it (no trailing /, no path, no IPv6 literal in brackets); anything else "
+                       "crashes its etcd client and the node does not boot;" % _join(json.dumps(s) for s in bad))
+        tls = [s for s in servers if _etcd_endpoint_problem(s) == "https"]
+        if tls:
+            out.append("emq_node_etcd_server has %s: the role does not configure cluster.etcd.ssl_options, and without it "
+                       "EMQX speaks plain text whatever the scheme; use an http:// client URL of etcd;"
+                       % _join(json.dumps(s) for s in tls))
+    prefix = v["emq_node_etcd_prefix"]
+    if isinstance(prefix, bool) or not isinstance(prefix, string_types + (int,)):
+        out.append("emq_node_etcd_prefix must be a string, the etcd key prefix (got %s);" % json.dumps(to_text(prefix)))
+    # emqx_schema:duration(): hocon_postprocess:duration/1 (number+unit pairs, each unit all lower or all upper
+    # case), else an integer of milliseconds. EMQX 5.8.9 checks it and then never uses it (ekka's v3 lease is 5 s).
+    ttl = v["emq_node_etcd_node_ttl"]
+    if isinstance(ttl, bool) or not (isinstance(ttl, int) or (isinstance(ttl, string_types) and re.match(
+            r"^(((\d+(\.\d+)?|\.\d+)(ms|MS|[fFwWdDhHmMsS]))+|\d+)\Z", ttl))):
+        out.append('emq_node_etcd_node_ttl must be a duration such as "1m" or "30s" (got %s);' % json.dumps(to_text(ttl)))
     return out
 
 
@@ -254,9 +318,28 @@ def _listeners(v):
         out.append("two listeners (or a listener and the dashboard 18083 or the cluster ports 4370/5370) use the same port: "
                    "%s \u2014 give each its own port;" % _join(_repeated(ports)))
     if tls_missing:
-        out.append("TLS listeners %s are enabled without certfile and keyfile: set both, or keep them disabled and "
-                   "terminate TLS on the load balancers." % _join(tls_missing))
+        out.append("TLS listeners %s have one of certfile and keyfile without the other: set both (files on the node), "
+                   "or neither to have the role install emq_node_tls_cert_file and emq_node_tls_key_file (or a lab "
+                   "certificate with emq_node_tls_source: lab)." % _join(tls_missing))
     return ["emq_node_listeners is wrong: " + text for text in out]
+
+
+def _tls_options(v):
+    """emq_node_tls_versions and emq_node_tls_ciphers, rendered into every TLS listener's ssl_options."""
+    versions, ciphers = v["emq_node_tls_versions"], v["emq_node_tls_ciphers"]
+    out = []
+    if not isinstance(versions, list) or not versions or _difference(versions, TLS_VERSIONS):
+        out.append("emq_node_tls_versions must list TLS versions of %s, at least one (got %s): older versions are "
+                   "refused here as on the load balancers." % (_join(TLS_VERSIONS), versions))
+    bad = [c for c in ciphers if not isinstance(c, str) or not re.match(r"^[A-Z0-9_-]+$", c)] if isinstance(ciphers, list) else None
+    if bad is None or bad:
+        out.append("emq_node_tls_ciphers must be a list of OpenSSL cipher names, one an entry (TLS 1.3 suites like "
+                   "TLS_AES_128_GCM_SHA256 and TLS 1.2 ciphers like ECDHE-RSA-AES128-GCM-SHA256; got %s)."
+                   % (_join(bad) if bad else ciphers))
+    elif isinstance(versions, list) and "tlsv1.2" in versions and all(c.startswith("TLS_") for c in ciphers):
+        out.append("emq_node_tls_ciphers has only TLS 1.3 suites, but emq_node_tls_versions offers TLS 1.2, which then "
+                   "has no cipher: EMQX would refuse every TLS 1.2 device. Add TLS 1.2 ciphers, or offer tlsv1.3 only.")
+    return out
 
 
 def _api_keys(v):
@@ -417,7 +500,7 @@ def _open_files(v):
 
 
 CHECKS = (_operating_system, _install_source, _package_file, _cookie, _dashboard_password, _node_name, _discovery,
-          _listeners, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
+          _listeners, _tls_options, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
           _firewall_networks, _license, _durable_sessions, _hashing_and_acl, _authentication, _open_files)
 # These read emq_node_version: they run once it is an EMQX 5 version.
 VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _durable_sessions)

@@ -104,6 +104,8 @@ def _describe(typ):
         return 'an "IP:port" or a port, such as "0.0.0.0:1883", "[::]:1883" or 1883 (no host names)'
     if kind == "comma_list":
         return 'a comma-separated string such as "a, b" (or a list)'
+    if kind == "comma_string":
+        return 'a comma-separated string such as "a, b" (not a list)'
     if kind == "array":
         return "a list of " + _describe(typ[1])
     if kind == "union":
@@ -301,10 +303,17 @@ def _to_comma_list(value, typ, secret):
     raise _wrong(value, typ, secret)
 
 
+def _to_comma_string(value, typ, secret):
+    text = _as_text(value)
+    if text is None:
+        raise _wrong(value, typ, secret)
+    return [item for item in re.split("[, ]", text) if item]
+
+
 _LEAVES = {
     "bool": _to_bool, "int": _to_int, "number": _to_number, "duration": _to_duration, "bytesize": _to_bytesize,
     "percent": _to_percent, "ip_port": _to_ip_port, "enum": _to_enum, "string": _to_string, "secret": _to_string,
-    "atom": _to_atom, "comma_list": _to_comma_list,
+    "atom": _to_atom, "comma_list": _to_comma_list, "comma_string": _to_comma_string,
 }
 
 

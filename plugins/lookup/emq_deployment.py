@@ -137,6 +137,12 @@ _raw:
             - C(tcp), C(ssl), C(ws) and C(wss), each C({enabled, port, bind, configured}).
             - C(configured=false) for a type C(emq_node_listeners) leaves out, which EMQX runs with its own default.
           type: dict
+        proxy_protocol:
+          description:
+            - C(tcp), C(ssl), C(ws) and C(wss), each V(true) when that listener is on and waits for a PROXY protocol header
+              (C(emq_node_listeners.<type>.proxy_protocol), else C(emq_node_proxy_protocol) for C(tcp) and C(ws)).
+          type: dict
+          sample: {tcp: true, ws: true, ssl: false, wss: false}
         mqtt_port:
           description: Port of the MQTT (tcp) listener.
           type: int

@@ -42,6 +42,9 @@ IP_PORT = ("ip_port",)              # emqx_schema:ip_port(): "IP:port", ":port",
 PERCENT = ("percent",)              # emqx_schema:percent(): "NN%" (0..100%) or a float
 NUMBER = ("number",)                # number(): an integer or a float
 COMMA_LIST = ("comma_list",)        # comma_separated_list/binary/atoms: "a, b" (or an array)
+# comma_separated_list() where it was checked against hocon 0.44.0 hocon_schema_builtin:convert/2: only a string is
+# turned into the list (string:tokens(S, ", ")); an array stays binaries, which typerefl list(string()) refuses
+COMMA_STRING = ("comma_string",)
 BYTESIZE = ("bytesize",)            # emqx_schema:bytesize(): "10MB" / "512KB" / "1GB" / "100B" or bytes
 WORDSIZE = ("bytesize",)            # emqx_schema:wordsize(): written as a bytesize
 DURATION = ("duration", "ms", None)  # emqx_schema:duration(): "30s", "1h5m", "500ms" or milliseconds
@@ -345,7 +348,7 @@ CLUSTER_DNS = Struct('apps/emqx_conf/src/emqx_conf_schema.erl fields(cluster_dns
 })
 # %% from apps/emqx_conf/src/emqx_conf_schema.erl fields(cluster_etcd)
 CLUSTER_ETCD = Struct('apps/emqx_conf/src/emqx_conf_schema.erl fields(cluster_etcd)', {
-    "server": COMMA_LIST,
+    "server": COMMA_STRING,
     "prefix": STRING,
     "node_ttl": DURATION,
     "ssl_options": STRUCT(SSL_CLIENT_OPTS),

@@ -203,6 +203,25 @@ def node_listeners(configured):
     return out
 
 
+def listener_proxy_protocol(listeners, configured, node_default):
+    """{type: bool}: whether each enabled listener waits for a PROXY protocol header, as emq_node renders it.
+
+    A type emq_node_listeners lists takes its own proxy_protocol, else node_default (emq_node_proxy_protocol)
+    for tcp and ws and false for ssl and wss; a type it leaves out is EMQX's own listener, without PROXY protocol.
+    """
+    configured = configured or {}
+    out = {}
+    for kind, listener in listeners.items():
+        conf = configured.get(kind)
+        if not listener['enabled']:
+            out[kind] = False
+        elif isinstance(conf, dict):
+            out[kind] = boolean(conf.get('proxy_protocol', node_default if kind in ('tcp', 'ws') else False), strict=False)
+        else:
+            out[kind] = False
+    return out
+
+
 def node_entry(get, host):
     """What one EMQX node is, from its variables and emq_node's and emq_cluster's defaults."""
     h = _Host(get, host)
@@ -214,6 +233,7 @@ def node_entry(get, host):
     dist, rpc = dist_ports(name)
     try:
         listeners = node_listeners(h.value('emq_node_listeners'))
+        proxy_protocol = listener_proxy_protocol(listeners, h.value('emq_node_listeners'), h.flag('emq_node_proxy_protocol'))
     except ValueError as exc:
         raise DeploymentError('%s: emq_node_listeners: %s.' % (host, exc)) from None
     bind = h.text('emq_node_dashboard_bind')
@@ -236,6 +256,8 @@ def node_entry(get, host):
             dict(name='%s rpc %s:%d' % (name, address, rpc), host=address, port=rpc),
         ],
         listeners=listeners,
+        # Whether each listener type waits for a PROXY protocol header (what a load balancer must send).
+        proxy_protocol=proxy_protocol,
         mqtt_port=listeners['tcp']['port'],
         ws_port=listeners['ws']['port'],
         dashboard_port=dashboard_port,

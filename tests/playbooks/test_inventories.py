@@ -37,7 +37,7 @@ def test_inventory_has_the_groups_the_roles_read(inventory, nodes, haproxy):
 
 @pytest.mark.parametrize("playbook", ["site.yml", "iothub.emq.site", "playbooks/verify.yml",
                                       "playbooks/rolling_restart.yml", "playbooks/remove_node.yml",
-                                      "iothub.emq.rolling_restart"])
+                                      "iothub.emq.rolling_restart", "playbooks/aws_nlb.yml", "iothub.emq.aws_nlb"])
 @pytest.mark.parametrize("inventory", ["inventories/private", "inventories/lab"])
 def test_playbooks_pass_syntax_check(playbook, inventory):
     result = ansible("ansible-playbook", "-i", inventory, "--syntax-check", playbook)

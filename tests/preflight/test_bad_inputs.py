@@ -23,6 +23,8 @@ on the machine running it.
 The positive controls run the same harness with the valid base inputs (``--tags`` stops after the
 preflight) and pass, so each failure comes from the one bad value, not from the harness.
 
+The aws_nlb cases run playbooks/aws_nlb.yml the same way and show that its checks stop the run before any AWS request.
+
 Run: ``.venv/bin/python -m pytest -p no:cacheprovider tests/preflight -q`` (``-rP`` prints each case's message).
 """
 
@@ -128,6 +130,16 @@ def _preflight_include(role: str) -> set[str]:
     """The task of main.yml that includes preflight.yml (once per run for the same inputs)."""
     tasks = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
     return {t["name"] for t in tasks if (t.get("ansible.builtin.include_tasks") or {}).get("file") == "preflight.yml"}
+
+
+def _lb_common_tls_checks(role: str) -> set[str]:
+    """The TLS checks emq_node's preflight includes from _lb_common (tls_preflight.yml), as the log names them."""
+    if role != "emq_node":
+        return set()
+    tasks = yaml.safe_load((ROLES / "_lb_common" / "tasks" / "tls_preflight.yml").read_text())
+    spec = yaml.safe_load((ROLES / "_lb_common" / "meta" / "argument_specs.yml").read_text())
+    argspec = "Validating arguments against arg spec 'tls_preflight' - " + spec["argument_specs"]["tls_preflight"]["short_description"]
+    return {"iothub.emq._lb_common : " + name for name in _task_names(tasks) + [argspec]}
 
 
 def _always_tasks(role: str) -> set[str]:
@@ -375,6 +387,8 @@ CASES = [
          {"emq_node_static_seeds": ["emqx@10.0.0.1", "emqx@10.9.9.9"]}, not_expect=("emq_node_discovery must",)),
     Case("discovery-dns-without-name", NODE_CHECK, ("emq_node_dns_name",), {"emq_node_discovery": "dns"},
          not_expect=("emq_node_static_seeds", "emq_node_discovery must")),
+    Case("discovery-etcd-server-without-port", NODE_CHECK, ("emq_node_etcd_server", '"http://etcd.example"', "http://<host>:<port>"),
+         {"emq_node_discovery": "etcd", "emq_node_etcd_server": "http://etcd.example"}, not_expect=("emq_node_discovery must",)),
     Case("os-unsupported", NODE_CHECK, ("Alpine 3.20", "Supported:", "remove it from the group emq_nodes"),
          {"preflight_test_os": {"distribution": "Alpine", "major_version": "3", "version": "3.20", "os_family": "Alpine"}}),
     Case("os-version-unsupported", NODE_CHECK, ("Debian 11.9", "Supported:"),
@@ -383,9 +397,13 @@ CASES = [
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ws": {"enable": True, "bind": "0.0.0.0:1883"}}}),
     Case("listener-port-is-dashboard-port", NODE_CHECK, ("emq_node_listeners", "use the same port: 18083 ", "give each its own port"),
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ws": {"enable": True, "bind": "0.0.0.0:18083"}}}),
-    Case("tls-listener-without-cert", NODE_CHECK,
-         ("emq_node_listeners", "TLS listeners ssl are enabled", "certfile and keyfile", "terminate TLS on the load balancers"),
+    # issue 17: a TLS listener on the nodes without a certificate of its own takes emq_node_tls_*, which must be given.
+    Case("tls-listener-without-a-certificate", "iothub.emq._lb_common : Check the TLS settings",
+         ("This host terminates TLS and needs a certificate", "emq_node_tls_cert_file", "emq_node_tls_source: lab"),
          {"emq_node_listeners": {"tcp": {"enable": True, "bind": "0.0.0.0:1883"}, "ssl": {"enable": True, "bind": "0.0.0.0:8883"}}}),
+    Case("tls-listener-cert-without-key", NODE_CHECK,
+         ("emq_node_listeners", "TLS listeners ssl have one of certfile and keyfile without the other"),
+         {"emq_node_listeners": {"ssl": {"enable": True, "bind": "0.0.0.0:8883", "certfile": "/etc/emqx/certs/cert.pem"}}}),
     # issue 13: devices authenticate unless the inventory says otherwise; bad users and ACL rules stop the run.
     Case("authentication-unknown", "argspec", ("emq_node_authentication", "password, client_certificate"),
          {"emq_node_authentication": "token"}),
@@ -516,6 +534,8 @@ def _assert_nothing_changed(run: Run, role: str) -> None:
     allowed = {f"iothub.emq.{role} : {name}"
                for name in _preflight_checks(role) | {_argspec_task(role)} | _always_tasks(role) | _preflight_include(role)}
     allowed.add("Supply the operating system facts the test chose")
+    # An include_role of the validation block is logged without the role's name when it is skipped.
+    allowed |= _preflight_checks(role) | _lb_common_tls_checks(role)
     ran = run.tasks
     assert ran, run.explain()
     assert not [t for t in ran if t not in allowed], "tasks outside the preflight ran:" + run.explain()
@@ -537,8 +557,12 @@ def test_bad_input_stops_before_any_host_changes(tmp_path: Path, case: Case) -> 
     run = run_role(tmp_path, case.role, group_vars, host_vars)
 
     assert run.rc == 2, "the run must fail on a host (rc 2), not on the harness" + run.explain()
-    check = f"iothub.emq.{case.role} : " + (_argspec_task(case.role) if case.check == "argspec" else case.check)
-    if case.check != "argspec":
+    if " : " in case.check:  # a check of _lb_common that the validation block includes
+        check = case.check
+        assert check in _lb_common_tls_checks(case.role), f"{check!r} is not a check the validation block includes"
+    else:
+        check = f"iothub.emq.{case.role} : " + (_argspec_task(case.role) if case.check == "argspec" else case.check)
+    if case.check != "argspec" and " : " not in case.check:
         assert case.check in _preflight_checks(case.role), f"{case.check!r} is not a task of the validation block"
     expected = {(host, check) for host in case.failing_hosts or tuple(HOSTS)}
     expected |= {(host, f"iothub.emq.{case.role} : {_argspec_task(case.role)}") for host in case.argspec_fails_on}
@@ -572,11 +596,16 @@ def test_valid_inputs_pass_every_check(tmp_path: Path, role: str, source: str) -
         # The guard let the nr_open read through on each host (and ran nothing else)...
         assert run.modules == ["ran slurp"] * len(HOSTS), run.explain()
         # ...and every check ran on every host; only the package-file lookup depends on the source.
+        # The TLS listeners' certificate checks (an include_role, logged without the role's name when skipped)
+        # run only for TLS listeners without a certificate of their own: none in the base inputs.
         package_tasks = {"Look for the package file on the controller"}
+        tls_tasks = {"Check the certificate, its key and its chain of the TLS listeners"}
         for task in _preflight_checks(role):
-            body = run.output.split(f"TASK [iothub.emq.emq_node : {task}]", 1)[1].split("TASK [", 1)[0]
+            header = f"TASK [{task}]" if task in tls_tasks else f"TASK [iothub.emq.emq_node : {task}]"
+            body = run.output.split(header, 1)[1].split("TASK [", 1)[0]
             skipped = "skipping:" in body
-            assert skipped == (task in package_tasks and source != "package"), f"{task}: skipped={skipped}" + run.explain()
+            expected = (task in package_tasks and source != "package") or task in tls_tasks
+            assert skipped == expected, f"{task}: skipped={skipped}" + run.explain()
 
 
 def test_guard_refuses_a_module_that_could_change_the_host(tmp_path: Path) -> None:
@@ -604,3 +633,68 @@ def test_guard_refuses_a_module_that_could_change_the_host(tmp_path: Path) -> No
     assert [line for line in run.modules if line.startswith("refused") and line.endswith("AnsiballZ_copy.py")], run.explain()
     assert all(line.startswith("refused") or line in READ_ONLY for line in run.modules), run.explain()
     assert not target.exists()
+
+
+# ---- aws_nlb: the checks run before any AWS request --------------------------------------------
+# The aws_nlb host runs on the controller through the same guard Python: any module (an AWS request
+# starts with one: ec2_vpc_subnet_info, elb_*) would be refused and recorded, and the endpoint is a
+# closed loopback port with fake credentials besides.
+AWS_NLB_PLAYBOOK = ROOT / "playbooks" / "aws_nlb.yml"
+AWS_NLB_CHECK = "iothub.emq.aws_nlb : Check the aws_nlb inputs of this load balancer"
+
+
+def _aws_nlb_vars(tmp: Path) -> dict[str, Any]:
+    cert, key = tmp / "server.pem", tmp / "server.key"
+    cert.write_text("not read by the preflight\n")
+    key.write_text("not read by the preflight\n")
+    return {"aws_nlb_region": "eu-west-1", "aws_nlb_subnets": ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"],
+            "aws_nlb_certificate_file": str(cert), "aws_nlb_private_key_file": str(key),
+            "aws_nlb_endpoint_url": "http://127.0.0.1:9"}
+
+
+AWS_NLB_CASES = [
+    ("region-missing", {"aws_nlb_region": ""}, {}, ("aws_nlb_region is not set", "aws_nlb_region: eu-west-1")),
+    ("no-subnets", {"aws_nlb_subnets": []}, {}, ("aws_nlb_subnets is empty", "one per availability zone")),
+    ("no-certificate", {"aws_nlb_certificate_file": "", "aws_nlb_private_key_file": ""}, {},
+     ("No certificate for the TLS listeners", "aws_nlb_certificate_arn", "aws_nlb_certificate_file and aws_nlb_private_key_file")),
+    # Both ways: the NLB sends PROXY v2 and the nodes do not expect it, and the reverse (emq_node's default is on with aws_nlb hosts).
+    ("proxy-on-nodes-off", {}, {"emq_node_proxy_protocol": False},
+     ("aws_nlb_proxy_protocol is true", "n1 (tcp listener: proxy_protocol = false)", "emq_node_proxy_protocol: true",
+      "aws_nlb_proxy_protocol: false")),
+    ("proxy-off-nodes-on", {"aws_nlb_proxy_protocol": False}, {},
+     ("aws_nlb_proxy_protocol is false", "n2 (ws listener: proxy_protocol = true)", "aws_nlb_proxy_protocol: true",
+      "emq_node_proxy_protocol: false")),
+]
+
+
+def _run_aws_nlb(tmp: Path, monkeypatch: pytest.MonkeyPatch, nlb_vars: dict[str, Any], node_vars: dict[str, Any], tags: str = "") -> Run:
+    group_vars, host_vars = _inputs(tmp, None, node_vars)
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_CONFIG_FILE", str(tmp / "aws-config")), ("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "aws-credentials"))):
+        monkeypatch.setenv(key, value)
+    return run_playbook(tmp, AWS_NLB_PLAYBOOK, group_vars, host_vars, tags=tags, groups={"aws_nlb": {"hosts": {"nlb-1": nlb_vars}}})
+
+
+@pytest.mark.parametrize("case_id, nlb, nodes, expect", AWS_NLB_CASES, ids=[c[0] for c in AWS_NLB_CASES])
+def test_aws_nlb_bad_input_stops_before_any_aws_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case_id: str,
+                                                        nlb: dict[str, Any], nodes: dict[str, Any], expect: tuple[str, ...]) -> None:
+    run = _run_aws_nlb(tmp_path, monkeypatch, {**_aws_nlb_vars(tmp_path), **nlb}, nodes)
+
+    assert run.rc == 2, run.explain()
+    assert run.failed == {("nlb-1", AWS_NLB_CHECK)}, run.explain()
+    assert run.modules == [], "a module ran (an AWS request) before the checks stopped the run" + run.explain()
+    assert run.recap["nlb-1"]["changed"] == 0, run.explain()
+    assert [t for t in run.tasks if not t.startswith("iothub.emq.aws_nlb : ")] == [], run.explain()
+    message = " ".join(run.messages)
+    for text in expect:
+        assert text in message, f"{case_id}: the message does not contain {text!r}: {message}"
+    print(f"{case_id}: {run.messages[-1]}")
+
+
+def test_aws_nlb_valid_inputs_pass_the_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control: the base inputs pass the preflight, and no module (no AWS request) ran."""
+    run = _run_aws_nlb(tmp_path, monkeypatch, _aws_nlb_vars(tmp_path), {}, tags="aws_nlb_preflight")
+
+    assert run.rc == 0, run.explain()
+    assert AWS_NLB_CHECK in run.tasks, run.explain()
+    assert run.modules == [], run.explain()

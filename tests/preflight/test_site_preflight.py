@@ -212,7 +212,7 @@ CASES = [
     SiteCase("nginx-certificate-for-another-address", LB_PLAY,
              "Check the certificate names every address devices use", ("nginx_lb_tls_server_names", "10.0.1.2", "IP:10.0.1.99"),
              lb_vars={"nginx_lb": {"nginx_lb_tls_cert_file": OTHER_IP_CERT, "nginx_lb_tls_key_file": OTHER_IP_KEY}}),
-    SiteCase("haproxy-server-name-not-a-name", LB_PLAY, "Check the names devices use to reach the load balancer",
+    SiteCase("haproxy-server-name-not-a-name", LB_PLAY, "Check the names devices use to reach this host",
              ("haproxy_lb_tls_server_names",), lb_vars={"haproxy_lb": {"haproxy_lb_tls_server_names": ["mqtt example com"]}}),
     # The issue's row: the health check sent to the nodes' MQTT port, a PROXY protocol listener.
     SiteCase("haproxy-health-check-on-the-mqtt-listener", LB_PLAY,

@@ -24,6 +24,8 @@ VARIANTS = {
     "manual": {"emq_node_discovery": "manual"},
     "dns": {"emq_node_discovery": "dns", "emq_node_dns_name": "emqx.example.internal", "emq_node_dns_record_type": "a"},
     "etcd": {"emq_node_discovery": "etcd", "emq_node_etcd_server": "http://10.0.0.9:2379"},
+    # a list is rendered as the comma-separated string EMQX needs (it refuses an array there)
+    "etcd-server-list": {"emq_node_discovery": "etcd", "emq_node_etcd_server": ["http://10.0.0.9:2379", "http://10.0.0.10:2379"]},
     "explicit-seeds": {"emq_node_static_seeds": ["emqx@10.9.0.1", "emqx@10.9.0.2"]},
     "behind-lb-proxy-protocol": {"emq_node_proxy_protocol": True},
     "tls-listeners": {"emq_node_listeners": {
@@ -33,6 +35,9 @@ VARIANTS = {
         "ws": {"enable": False, "bind": "0.0.0.0:8083"},
         "wss": {"enable": True, "bind": "8084", "certfile": "/etc/emqx/certs/cert.pem", "keyfile": "/etc/emqx/certs/key.pem",
                 "max_connections": "infinity"}}},
+    # Direct access (issue 17): TLS on the nodes with the certificate the role installs from emq_node_tls_*.
+    "direct-tls": {"emq_node_listeners": {"ssl": {"enable": True, "bind": "0.0.0.0:8883"},
+                                          "wss": {"enable": True, "bind": "0.0.0.0:8084"}}},
     "enterprise-license": {"emq_node_version": "5.10.4", "emq_node_license_key": "MjIwMTExCjAKMTAK..."},
     "tuned-small": {"emq_node_target_connections": 50000, "emq_node_listener_defaults": {"acceptors": 64, "max_connections": 60000}},
     "extra-config": {"emq_node_extra_config": {"mqtt": {"max_packet_size": "2MB", "peer_cert_as_username": "cn"},
@@ -103,6 +108,16 @@ def test_rendered_config_is_accepted(tmp_path, name):
         assert authn == ([] if name in ("client-certificates", "anonymous-no-acl") else ["password_based/built_in_database"])
         if name == "client-certificates":
             assert conf["mqtt"]["peer_cert_as_username"] == "cn"
+        if name == "direct-tls":
+            for kind in ("ssl", "wss"):
+                ssl = conf["listeners"][kind]["default"]["ssl_options"]
+                assert (ssl["certfile"], ssl["keyfile"]) == (str(path[1] / "tls" / "server.pem"), str(path[1] / "tls" / "server.key"))
+                assert ssl["versions"] == ["tlsv1.3", "tlsv1.2"] and "ECDHE-RSA-AES128-GCM-SHA256" in ssl["ciphers"]
+        if name.startswith("etcd"):
+            assert conf["cluster"]["etcd"]["server"][0] == "http://10.0.0.9:2379"
+            assert conf["cluster"]["etcd"]["prefix"] == "emqxcl" and conf["cluster"]["etcd"]["node_ttl"] == 60000
+        if name == "etcd-server-list":
+            assert conf["cluster"]["etcd"]["server"] == ["http://10.0.0.9:2379", "http://10.0.0.10:2379"]
         if conf["cluster"]["discovery_strategy"] == "static" and name != "explicit-seeds":
             assert sorted(conf["cluster"]["static"]["seeds"]) == ["emqx@10.9.0.1", "emqx@10.9.0.2", "emqx@10.9.0.3"]
 

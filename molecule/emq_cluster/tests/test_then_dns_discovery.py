@@ -1,7 +1,7 @@
 """issue 17: DNS discovery that really clusters, on the scenario's nodes after the other tests.
 
-A name server from Debian (dnsmasq) in its own container serves emqx.cluster.test with one A record per
-published node; the nodes' resolv.conf points at it (the operator's job, not the role's). The role moves
+A name server from Debian (dnsmasq) in its own container (conftest.py) serves emqx.cluster.test with one A
+record per published node; the nodes' resolv.conf points at it (the operator's job, not the role's). The role moves
 the nodes to emq_node_discovery: dns; then every node's cluster data is wiped and the nodes boot with no
 `cluster join` from anyone: the two published nodes form the cluster through DNS, and the third, once its
 record is published, joins by itself when it boots. A second run of the role changes nothing.
@@ -22,7 +22,7 @@ NODES = {
     "emq-cluster-2": "172.30.2.12",
     "emq-cluster-3": "172.30.2.13",
 }
-DNS_HOST, DNS_ADDR = "emq-cluster-dns", "172.30.2.20"
+DNS_HOST = "emq-cluster-dns"
 NAME = "emqx.cluster.test"
 RECORDS = "/etc/dnsmasq-emqx.hosts"
 DNS_VARS = ["-e", "emq_node_discovery=dns", "-e", "emq_node_dns_name=" + NAME]
@@ -58,20 +58,6 @@ def _wait_running(names, expected, timeout=90):
             return seen
         time.sleep(2)
     return seen
-
-
-@pytest.fixture(scope="module")
-def dns_server():
-    dns = _host(DNS_HOST)
-    dns.check_output("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq >/dev/null")
-    dns.check_output(
-        "printf 'no-resolv\\nno-hosts\\nlisten-address=%s\\nbind-interfaces\\naddn-hosts=%s\\n' "
-        "> /etc/dnsmasq.d/emqx.conf" % (DNS_ADDR, RECORDS))
-    dns.check_output("printf '%s' > %s && systemctl restart dnsmasq"
-                     % ("".join("%s %s\\n" % (ip, NAME) for ip in NODES.values()), RECORDS))
-    for name in NODES:
-        _host(name).check_output("printf 'nameserver %s\\n' > /etc/resolv.conf" % DNS_ADDR)
-    return dns
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import ssl
 import struct
 import time
 
-from . import dnsquery, erlfmt
+from . import dnsquery, erlfmt, etcdclient
 from .broker import Message
 
 DIST_BASE = 4370
@@ -47,6 +47,228 @@ AUTOCLUSTER_LOCK_IGNORE_SLEEP = 3.0
 
 class NodeDown(Exception):
     pass
+
+
+class DiscoveryError(Exception):
+    pass
+
+
+class NoProc(Exception):
+    """gen_server:call/3 to a process that is not running (exit noproc)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# ekka_cluster_etcd (ekka 0.23.2, v3 API) over etcdclient.py
+
+# ekka_cluster_etcd:init/1: eetcd_lease:grant(?MODULE, 5): the lease TTL is 5 s, whatever node_ttl says
+# (node_ttl is read by the v2 code only)
+ETCD_LEASE_TTL = 5
+# eetcd_lease: keepalive every max(round(TTL / 3), 1) s; a broken stream is retried every 1 s, and given
+# up (the keepalive process stops, so does the linked ekka_cluster_etcd) once it has been down longer than
+# the TTL and LeaseTimeToLive fails
+ETCD_KEEPALIVE_INTERVAL = max(int(ETCD_LEASE_TTL / 3.0 + 0.5), 1)
+ETCD_KEEPALIVE_RETRY = 1.0
+# ekka_cluster_sup: {one_for_one, 10, 100} with ekka_cluster_etcd permanent; ekka_cluster_sup itself is a
+# temporary child of ekka_sup: past 10 restarts in 100 s it is gone until ekka restarts
+ETCD_MAX_RESTARTS, ETCD_RESTART_PERIOD = 10, 100.0
+
+
+class EkkaEtcd:
+    """The ekka_cluster_etcd gen_server: one etcd connection and one lease per start; keys
+    <prefix>/ekkacl/nodes/<node> (value: the node name, with the lease) and the lock <prefix>/ekkacl/lock/."""
+
+    def __init__(self, mgr):
+        self.mgr = mgr
+        self.log = mgr.log
+        etcd = mgr.conf["cluster"].get("etcd") or {}
+        self.servers = list(etcd.get("server") or [])
+        self.prefix = str(etcd.get("prefix", "emqxcl"))
+        self.ssl_options = etcd.get("ssl_options") or etcd.get("ssl") or {}
+        self.client = None
+        self.lease = None
+        self.lock_key = None        # persistent_term ekka_cluster_etcd_lock_key
+        self.running = False
+        self.dead = False           # ekka_cluster_sup gave up (or ekka failed to restart)
+        self.restarts = []
+        self._keepalive = None
+
+    # keys
+    def nodes_key(self):
+        return self.prefix + "/ekkacl/nodes/"
+
+    def node_key(self):
+        return self.nodes_key() + self.mgr.name
+
+    def lock_name(self):
+        return self.prefix + "/ekkacl/lock/"
+
+    def _ssl_ctx(self):
+        o = self.ssl_options
+        if not o or not o.get("enable", False):   # ekka ssl_options/1; EMQX's ssl_client_opts enable = false
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        if str(o.get("verify", "verify_none")) == "verify_peer":
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            if o.get("cacertfile"):
+                ctx.load_verify_locations(o["cacertfile"])
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+        if o.get("certfile"):
+            ctx.load_cert_chain(o["certfile"], o.get("keyfile") or None)
+        return ctx
+
+    async def start(self):
+        """ekka_cluster_etcd:init/1. Raises RuntimeError (the crash) when etcd cannot be used."""
+        try:
+            hosts = etcdclient.endpoints(self.servers)
+        except etcdclient.EndpointError as e:
+            raise RuntimeError("ekka_cluster_etcd:init/1 crashed: %s" % e)
+        if self.client is not None:
+            self.client.close()
+        self.client = etcdclient.Client(hosts, ssl_ctx=self._ssl_ctx(), log=self.log)
+        try:
+            await self.client.open()
+        except etcdclient.EtcdError as e:
+            self.client.close()
+            raise RuntimeError("ekka_cluster_etcd:init/1 crashed: {badmatch,%s} (eetcd:open/3)" % e.reason)
+        try:
+            self.lease = await self.client.lease_grant(ETCD_LEASE_TTL)
+            ttl = await self.client.lease_keepalive(self.lease)    # eetcd_lease:keep_alive/2's first one
+            if ttl <= 0:
+                raise etcdclient.EtcdError("etcdserver: requested lease not found", 5)
+        except etcdclient.EtcdError as e:
+            self.client.close()
+            raise RuntimeError("ekka_cluster_etcd:init/1 crashed: {badmatch,{error,%s}} (eetcd_lease)" % e.reason)
+        self.running = True
+        self._keepalive = asyncio.ensure_future(self._keepalive_loop(self.lease))
+        self.log("info", "Ekka(etcd): connected to %s, lease %x" % (",".join("%s:%d" % h for h in hosts), self.lease))
+
+    async def stop(self):
+        """terminate/2: revoke the lease (its keys, the node key and a held lock, go with it), close."""
+        self.running = False
+        if self._keepalive is not None and self._keepalive is not asyncio.current_task():
+            self._keepalive.cancel()
+        self._keepalive = None
+        if self.client is not None and self.lease is not None:
+            try:
+                await asyncio.wait_for(self.client.lease_revoke(self.lease), 5.0)
+            except (etcdclient.EtcdError, asyncio.TimeoutError):
+                pass
+        if self.client is not None:
+            self.client.close()
+        self.lease = None
+
+    async def _keepalive_loop(self, lease):
+        down_since = None
+        while self.running and self.lease == lease:
+            try:
+                ttl = await self.client.lease_keepalive(lease)
+                down_since = None
+            except etcdclient.EtcdError as e:
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > ETCD_LEASE_TTL:
+                    try:
+                        await self.client.lease_time_to_live(lease)
+                        down_since = None
+                    except etcdclient.EtcdError as e2:
+                        return await self._crashed("KeepAliveHalted, lease %x: %s" % (lease, e2.reason))
+                self.log("debug", "Ekka(etcd): lease keepalive: %s" % e.reason)
+                await asyncio.sleep(ETCD_KEEPALIVE_RETRY)
+                continue
+            if ttl <= 0:
+                return await self._crashed("KeepAliveHalted, lease %x: etcdserver: requested lease not found"
+                                           % lease)
+            await asyncio.sleep(ETCD_KEEPALIVE_INTERVAL)
+
+    async def _crashed(self, reason):
+        """The keepalive process stopped; the linked ekka_cluster_etcd stops too and ekka_cluster_sup
+        restarts it (a new connection and a new lease; nothing puts the node key again)."""
+        self.log("error", "Ekka(etcd): ekka_cluster_etcd terminating: %s" % reason)
+        self.running = False
+        self._keepalive = None
+        if self.client is not None:
+            self.client.close()
+        self.lease = None     # (the lock key stays: ekka keeps it in a persistent_term)
+        while True:
+            now = time.monotonic()
+            self.restarts = [t for t in self.restarts if now - t < ETCD_RESTART_PERIOD] + [now]
+            if len(self.restarts) > ETCD_MAX_RESTARTS:
+                self.dead = True
+                self.log("error", "Ekka(etcd): ekka_cluster_sup reached_max_restart_intensity: shutdown "
+                         "(no etcd client until ekka restarts)")
+                return
+            try:
+                await self.start()
+                return
+            except RuntimeError as e:
+                self.log("error", "Ekka(etcd): %s" % e)
+
+    def _check(self):
+        if not self.running or self.dead:
+            raise NoProc("{noproc,{gen_server,call,[ekka_cluster_etcd,...]}}")
+
+    # ekka_cluster_strategy callbacks; {error, Reason} is ("error", text)
+    async def discover(self):
+        """v3_discover: key <prefix>/ekkacl/nodes/, range_end "\0" (every key >= it, in the whole
+        keyspace), sorted by key; the VALUES are the node names (binary_to_atom)."""
+        self._check()
+        try:
+            kvs = await self.client.range_from(self.nodes_key())
+        except etcdclient.EtcdError as e:
+            return ("error", e.reason)
+        return [v.decode("utf-8", "replace") for _k, v in kvs]
+
+    async def lock(self):
+        self._check()
+        try:
+            self.lock_key = await self.client.lock(self.lock_name(), self.lease)
+        except etcdclient.EtcdError as e:
+            return ("error", e.reason)
+        return "ok"
+
+    async def unlock(self):
+        self._check()
+        if self.lock_key is None:
+            return ("error", "lock_lose")
+        try:
+            await self.client.unlock(self.lock_key)
+        except etcdclient.EtcdError as e:
+            return ("error", e.reason)
+        self.lock_key = None
+        return "ok"
+
+    async def register(self):
+        self._check()
+        try:
+            await self.client.put(self.node_key(), self.mgr.name, lease=self.lease)
+        except etcdclient.EtcdError as e:
+            return ("error", e.reason)
+        return "ok"
+
+    async def unregister(self):
+        self._check()
+        try:
+            await self.client.delete(self.node_key())
+        except etcdclient.EtcdError as e:
+            return ("error", e.reason)
+        return "ok"
+
+    async def ekka_restart(self):
+        """mria:join/leave restart mria, whose stop/start callbacks stop and start ekka: this process
+        terminates (lease revoked) and a new one starts (new lease). A failed start is a crashed mria
+        callback, only logged: ekka then runs without its etcd process."""
+        if not self.running and not self.dead:
+            return
+        await self.stop()
+        self.dead = False
+        self.restarts = []
+        try:
+            await self.start()
+        except RuntimeError as e:
+            self.dead = True
+            self.log("error", "Mria callback crashed: callback: start, %s" % e)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,6 +553,8 @@ class ClusterManager:
         self.op_lock = asyncio.Lock()
         self.autocluster_enabled = node.conf["cluster"]["discovery_strategy"] not in ("manual", "singleton")
         self.autocluster_task = None
+        # ekka_cluster_sup starts ekka_cluster_etcd whenever the strategy is etcd (any role)
+        self.etcd = EkkaEtcd(self) if node.conf["cluster"]["discovery_strategy"] == "etcd" else None
         self.first_boot = False
         # mria_membership's local member guid: made when mria (re)starts, i.e. at boot and again
         # after every join or leave; the smallest one is the "oldest" member (mria_membership:oldest)
@@ -462,6 +686,13 @@ class ClusterManager:
         if self.autocluster_enabled:
             self.autocluster_task = asyncio.ensure_future(self._autocluster())
 
+    async def start_ekka(self):
+        """ekka:start/0 in emqx_machine:start/0, before the business apps: with the etcd strategy,
+        ekka_cluster_sup starts ekka_cluster_etcd; its init/1 crashing fails ekka's start, so
+        emqx_machine's, so the node's boot (RuntimeError here)."""
+        if self.etcd is not None:
+            await self.etcd.start()
+
     async def _initial_contact(self, timeout=3.0):
         """At boot, reach the running members once (as mria waits for its peers' tables)."""
         async def one(p):
@@ -490,6 +721,8 @@ class ClusterManager:
         self._stopping = True
         if self.autocluster_task:
             self.autocluster_task.cancel()
+        if self.etcd is not None:
+            await self.etcd.stop()
         # hand what is queued for the peers (forwards, retained writes) to the sockets first
         pending = [s.flush(2.0) for p, s in self.senders.items() if p in self.up]
         if pending:
@@ -819,6 +1052,8 @@ class ClusterManager:
                 self.member_guid = _new_guid()   # mria restarted to join
                 self.log("warning", "joined cluster %s via %s" % (self.conf["cluster"]["name"], target))
                 await self.copy_retained(prefer=target, joined=True)
+                if self.etcd is not None:
+                    await self.etcd.ekka_restart()
                 node.after_join()
                 return "ok"
             finally:
@@ -838,6 +1073,8 @@ class ClusterManager:
             if not self.peers():
                 return ("error", "node_not_in_cluster")
             await self._leave_locked()
+            if self.etcd is not None:
+                await self.etcd.ekka_restart()
             return "ok"
 
     async def _leave_locked(self, quiet=False):
@@ -888,12 +1125,17 @@ class ClusterManager:
         and clustered), then stop. Started once at boot (emqx_machine_boot:start_autocluster) and
         by `cluster discovery enable`; `cluster leave` stops it."""
         strategy = self.conf["cluster"]["discovery_strategy"]
-        if strategy not in ("static", "dns"):
+        if strategy not in ("static", "dns", "etcd"):
             self.log("warning", "cluster discovery strategy %s is not implemented by this stand-in" % strategy)
             return
         while self.autocluster_enabled and not self._stopping:
             await self._wait_application_ready(10)
-            result = await self._discover_and_join()
+            try:
+                result = await self._discover_and_join()
+            except NoProc as e:
+                # gen_server:call to ekka_cluster_etcd exits; nothing catches it: ekka_autocluster crashes
+                self.log("error", "Ekka(AutoCluster): crashed: exit %s" % e)
+                return
             if await self._is_discovery_complete(result):
                 self.log("info", "Ekka(AutoCluster): discovery complete")
                 return
@@ -910,7 +1152,13 @@ class ClusterManager:
     async def _discover(self):
         """ekka_cluster_strategy:discover/2: static -> the seeds; dns (ekka_cluster_dns) -> one node per
         address (a, aaaa: <this node's name part>@<address>) or per SRV target host (srv, sorted, unique),
-        from inet_res:lookup/3 (dnsquery.py: the resolv.conf name servers, never /etc/hosts)."""
+        from inet_res:lookup/3 (dnsquery.py: the resolv.conf name servers, never /etc/hosts); etcd ->
+        EkkaEtcd.discover (("error", reason) becomes DiscoveryError)."""
+        if self.conf["cluster"]["discovery_strategy"] == "etcd":
+            r = await self.etcd.discover()
+            if isinstance(r, tuple):
+                raise DiscoveryError(r[1])
+            return r
         if self.conf["cluster"]["discovery_strategy"] != "dns":
             return self._seeds()
         dns = self.conf["cluster"].get("dns") or {}
@@ -924,6 +1172,8 @@ class ClusterManager:
         """ekka_node:is_aliving/1: this node, a connected node, or net_adm:ping/1 = pong."""
         if node == self.name or node in self.up:
             return True
+        if "@" not in node:   # net_adm:ping/1 of a name that is no node name: pang
+            return False
         try:
             conn = await DistConn.open(self.name, self.cookie, node, inet6=self.inet6, log=self.log)
         except NodeDown:
@@ -932,16 +1182,39 @@ class ClusterManager:
         return True
 
     async def _discover_and_join(self):
-        """ekka_autocluster:discover_and_join/0 for the static strategy: "ok" | "ignore" | "error"."""
-        # ekka_cluster_static:lock/1 returns ignore -> timer:sleep(rand:uniform(3000))
-        await asyncio.sleep(random.uniform(0.001, AUTOCLUSTER_LOCK_IGNORE_SLEEP))
-        if not self.autocluster_enabled or self._stopping:
+        """ekka_autocluster:discover_and_join/0: "ok" | "ignore" | "error". etcd: lock/1 (blocks until the
+        etcd lock is ours), discover, join, register/1, and unlock/1 in an `after`."""
+        if self.etcd is None:
+            # ekka_cluster_static/dns lock/1 return ignore -> timer:sleep(rand:uniform(3000))
+            await asyncio.sleep(random.uniform(0.001, AUTOCLUSTER_LOCK_IGNORE_SLEEP))
+            if not self.autocluster_enabled or self._stopping:
+                return "error"
+            return await self._discover_and_join_locked()
+        r = await self.etcd.lock()
+        try:
+            if r != "ok":
+                self.log("error", "Ekka(AutoCluster): AutoCluster stopped for lock error: %s" % r[1])
+                return "error"
+            return await self._discover_and_join_locked()
+        finally:
+            u = await self.etcd.unlock()
+            if isinstance(u, tuple):
+                self.log("error", "Ekka(AutoCluster): Unlock error: %s" % u[1])
+
+    async def _discover_and_join_locked(self):
+        try:
+            nodes = await self._discover()
+        except DiscoveryError as e:
+            self.log("error", "Ekka(AutoCluster): Discovery error: %s" % e)
             return "error"
-        nodes = await self._discover()
         alive_flags = await asyncio.gather(*(self._is_aliving(n) for n in nodes))
         alive = [n for n, a in zip(nodes, alive_flags) if a]
         dead = [n for n, a in zip(nodes, alive_flags) if not a]
         res = await self._maybe_join(alive)
+        if self.etcd is not None:    # register/1: ignore for static and dns
+            reg = await self.etcd.register()
+            if isinstance(reg, tuple):
+                self.log("error", "Ekka(AutoCluster): Register error: %s" % reg[1])
         if dead:
             self.log("info", "Ekka(AutoCluster): discovered nodes are not responding: [%s]"
                      % ",".join(erlfmt.atom(n) for n in dead))
@@ -986,8 +1259,12 @@ class ClusterManager:
         return min(zip(guids, nodes))[1]
 
     async def _is_discovery_complete(self, result):
-        # is_node_registered/0: discovery (run again) lists this node; register/1 is ignore for both
-        registered = self.name in await self._discover()
+        # is_node_registered/0: core_node_discovery_callback/0 (discovery again; an error or a crash is [])
+        # lists this node; register/1 is ignore for static and dns
+        try:
+            registered = self.name in await self._discover()
+        except (DiscoveryError, NoProc):
+            registered = False
         if result == "ignore":
             return registered
         in_cluster = self.members_in() != [self.name]

@@ -300,6 +300,10 @@ class Node:
             self.cluster.load()
         except OSError as e:
             raise BootError("cannot open mnesia dir %s: %s" % (self.cluster.state_dir, e))
+        try:
+            await self.cluster.start_ekka()
+        except RuntimeError as e:
+            raise BootError("{application_start_failure,emqx_machine,...}: ekka did not start: %s" % e)
         self._ensure_default_user()
         self._load_bootstrap_keys()
         self._init_access_control()

@@ -424,6 +424,20 @@ class ListOf(T):
         return [self.inner(x, "%s.%d" % (path, i + 1)) for i, x in enumerate(v)]
 
 
+class CommaSeparatedList(T):
+    """emqx_schema:comma_separated_list(): typerefl list(string()) read from a string with
+    to_comma_separated_list/1, string:tokens(Str, ", ") (commas and spaces both separate, empty parts
+    vanish). hocon_schema_builtin:convert/2 only turns a printable string into the type; an array stays a
+    list of binaries, which the typecheck of list(string()) refuses."""
+
+    def __call__(self, v, path):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str):
+            raise ConfigError(path, "expected: emqx_schema:comma_separated_list()", v)
+        return [x for x in re.split(r"[, ]", v) if x]
+
+
 class F:
     """A field: type (a T or an Obj/MapOf) and default."""
 
@@ -603,7 +617,7 @@ _CLUSTER_FIELDS = {
     "static": F(Obj({"seeds": F(ListOf(NodeName(), comma_string=True), [])})),
     "dns": F(Obj({"name": F(STR, "localhost"), "record_type": F(Enum("a", "aaaa", "srv"), "a")})),
     "etcd": F(Obj({
-        "server": F(ListOf(STR, comma_string=True)),
+        "server": F(CommaSeparatedList()),
         "prefix": F(STR, "emqxcl"),
         "node_ttl": F(DUR, "1m"),
         "ssl_options": F(ANY),

@@ -162,6 +162,8 @@ def test_other_versions_check_types_but_not_unknown_keys():
     ({"mqtt": "big"}, "mqtt: wrong type", "{...} block"),
     ({"listeners": {"tcp": {"Default!": {}}}}, "listeners.tcp.Default!: bad name", "letters, digits"),
     ({"mqtt..max_packet_size": "2MB"}, "mqtt..max_packet_size:", "write it nested"),
+    # emqx_schema:comma_separated_list(): hocon converts only a string; an array stays binaries, refused
+    ({"cluster": {"etcd": {"server": ["http://10.0.0.9:2379"]}}}, "cluster.etcd.server: wrong type", "not a list"),
 ])
 def test_values_emqx_refuses(config, start, hint):
     problems = emqx_config_problems(config, V)

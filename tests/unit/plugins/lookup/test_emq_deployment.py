@@ -57,6 +57,7 @@ DEFAULTS = {
                            'ssl': {'enable': False, 'bind': '0.0.0.0:8883'}, 'wss': {'enable': False, 'bind': '0.0.0.0:8084'}},
     'emq_node_dashboard_bind': '{{ emq_node_cluster_address }}:18083',
     'emq_node_authz_topic_prefix': 'devices',
+    'emq_node_proxy_protocol': True,
     'emq_node_data_dir': '/var/lib/emqx',
     'emq_node_secrets_dir': '/etc/emqx-secrets',
     'emq_node_api_key_file': '/etc/emqx-secrets/api_keys',
@@ -145,6 +146,15 @@ def test_a_dashboard_on_every_address_is_reached_on_the_cluster_address():
     hostvars = {'n': {'emq_node_cluster_address': '10.0.0.5', 'emq_node_dashboard_bind': '0.0.0.0:18084'}}
     node = _deployment(hostvars, {'emq_nodes': ['n']})['nodes'][0]
     assert (node['dashboard_host'], node['dashboard_port'], node['status_url']) == ('10.0.0.5', 18084, 'http://10.0.0.5:18084/status')
+
+
+def test_which_listeners_wait_for_a_proxy_header():
+    configured = {'tcp': {'bind': '0.0.0.0:1883'}, 'ws': {'bind': '8083', 'proxy_protocol': False}, 'wss': {'bind': '8084'}}
+    listeners = shape.node_listeners(configured)
+    assert shape.listener_proxy_protocol(listeners, configured, True) == {'tcp': True, 'ws': False, 'ssl': False, 'wss': False}
+    assert shape.listener_proxy_protocol(listeners, configured, False) == {'tcp': False, 'ws': False, 'ssl': False, 'wss': False}
+    off = {'tcp': {'enable': False, 'proxy_protocol': True}}
+    assert shape.listener_proxy_protocol(shape.node_listeners(off), off, True)['tcp'] is False
 
 
 def test_listeners_left_out_are_emqx_own():
@@ -316,6 +326,14 @@ def test_the_role_files_are_found_beside_the_plugin():
     assert os.path.realpath(shape.collection_root()) == os.path.realpath(ROOT)
     for role in shape.ROLES:
         assert os.path.isfile(shape.role_file(role)), role
+
+
+@pytest.mark.parametrize('group, expected', [('haproxy_lb', True), ('aws_nlb', True), ('other', False)])
+def test_proxy_protocol_is_on_by_default_behind_any_load_balancer(run_lookup, group, expected):
+    """emq_node's default for emq_node_proxy_protocol counts haproxy_lb, nginx_lb and aws_nlb hosts."""
+    inventory = {'emqx-1': INVENTORY['emqx-1'], 'front': {'inventory_hostname': 'front'}}
+    d = run_lookup(inventory, {'all': list(inventory), 'emq_nodes': ['emqx-1'], group: ['front']}, load_balancers=False)
+    assert d['node_by_host']['emqx-1']['proxy_protocol'] == {'tcp': expected, 'ws': expected, 'ssl': False, 'wss': False}
 
 
 def test_the_lookup_reads_the_real_role_defaults(run_lookup):

@@ -12,24 +12,18 @@ import json
 import os
 import pathlib
 import socket
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
-import testinfra
+
+from cluster_lab import EVERYONE, INFRA_HOST, NODES, converge, host, members, running, unchanged, wait
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_shared"))
 import lbtest  # noqa: E402  (molecule/_shared: helpers the scenarios share)
 
-SCENARIO = pathlib.Path(__file__).resolve().parents[1]
-NODES = {
-    "emq-cluster-1": "172.30.2.11",
-    "emq-cluster-2": "172.30.2.12",
-    "emq-cluster-3": "172.30.2.13",
-}
-DEVICE = "emq-cluster-dns"
+DEVICE = INFRA_HOST
 NAME = "mqtt.cluster.test"
 CA_DIR = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "direct-tls-ca"
 DEVICE_CA = "/etc/ssl/certs/iothub-lab-ca.pem"
@@ -48,36 +42,23 @@ TLS_VARS = {
 }
 
 
-def _host(name):
-    return testinfra.get_host("docker://" + name)
-
-
 def _converge():
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-e", json.dumps(TLS_VARS),
-           str(SCENARIO / "converge.yml")]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
-                         env=dict(os.environ, ANSIBLE_LOG_PATH="", ANSIBLE_FORCE_COLOR="false"))
-    return run.returncode, run.stdout + run.stderr
+    return converge("-e", json.dumps(TLS_VARS))
 
 
 def _device_publish(payload):
     """mosquitto_pub on the device: the name, the lab CA, QoS 1 (exits 0 once the broker acknowledged)."""
-    return _host(DEVICE).run(
+    return host(DEVICE).run(
         "mosquitto_pub -h %s -p 8883 --cafile %s -i sensor-1 -u sensor-1 -P %s -q 1 -t devices/sensor-1/direct -m %s"
         % (NAME, DEVICE_CA, "'sensor-1 pw#\"x'", payload))
 
 
-def _tcp_open(host, port, timeout=3.0):
+def _tcp_open(address, port, timeout=3.0):
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        socket.create_connection((address, port), timeout=timeout).close()
         return True
     except OSError:
         return False
-
-
-def _running(name):
-    out = _host(name).run("emqx ctl cluster status --json")
-    return sorted(json.loads(out.stdout)["running_nodes"]) if out.rc == 0 else []
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +75,7 @@ def test_the_role_turns_on_tls_on_the_nodes(direct_tls):
     assert rc == 0, out[-4000:]
     assert "BEGIN" not in out, "a certificate or key was printed"
     for name, ip in NODES.items():
-        key = _host(name).file("/etc/emqx-secrets/tls/server.key")
+        key = host(name).file("/etc/emqx-secrets/tls/server.key")
         assert (key.user, key.group, key.mode) == ("emqx", "emqx", 0o600)
         for port in (8883, 8084):
             version, names = lbtest.peer_names(ip, port, ca, NAME)
@@ -103,8 +84,7 @@ def test_the_role_turns_on_tls_on_the_nodes(direct_tls):
 
 def test_a_second_run_with_tls_changes_nothing(direct_tls):
     rc, out = _converge()
-    recap = [line for line in out.splitlines() if line.startswith("emq-cluster-") and "ok=" in line]
-    assert rc == 0 and len(recap) == 3 and all("changed=0" in line for line in recap), out[-3000:]
+    assert unchanged(rc, out), out[-3000:]
 
 
 def test_the_nodes_offer_what_the_load_balancers_offer(direct_tls):
@@ -120,7 +100,7 @@ def test_the_nodes_offer_what_the_load_balancers_offer(direct_tls):
 
 
 def test_devices_reach_tls_only(direct_tls):
-    device = _host(DEVICE)
+    device = host(DEVICE)
     for ip in NODES.values():
         assert _tcp_open(ip, 8883) and _tcp_open(ip, 8084)
         assert not _tcp_open(ip, 1883) and not _tcp_open(ip, 8083), "plain MQTT is open to a device network on %s" % ip
@@ -130,7 +110,7 @@ def test_devices_reach_tls_only(direct_tls):
 
 def test_a_device_resolving_the_name_reaches_a_subscriber_on_another_node(direct_tls):
     ca = direct_tls[2]
-    assert _host(DEVICE).check_output("getent ahostsv4 %s | awk '{print $1}' | sort -u" % NAME).split() == sorted(NODES.values())
+    assert host(DEVICE).check_output("getent ahostsv4 %s | awk '{print $1}' | sort -u" % NAME).split() == sorted(NODES.values())
     sub = lbtest.Device(NODES["emq-cluster-3"], 8883, ca, credentials=lbtest.BACKEND)
     wss = lbtest.Device(NODES["emq-cluster-2"], 8084, ca, transport="wss", credentials=lbtest.BACKEND)
     try:
@@ -154,7 +134,7 @@ def test_with_two_nodes_stopped_the_device_gets_in_through_the_next_address(dire
     try:
         sub.subscribe("devices/sensor-1/#")
         for name in stopped:
-            _host(name).check_output("systemctl stop emqx")
+            host(name).check_output("systemctl stop emqx")
         payloads = ["failover-%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(5)]
         results = [_device_publish(p) for p in payloads]
         assert [r.rc for r in results] == [0] * 5, [r.stderr for r in results]
@@ -163,9 +143,6 @@ def test_with_two_nodes_stopped_the_device_gets_in_through_the_next_address(dire
     finally:
         sub.close()
         for name in stopped:
-            _host(name).run("systemctl start emqx")
-    everyone = sorted("emqx@" + ip for ip in NODES.values())
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and any(_running(n) != everyone for n in NODES):
-        time.sleep(2)
-    assert all(_running(n) == everyone for n in NODES), "the stopped nodes did not come back into the cluster"
+            host(name).run("systemctl start emqx")
+    assert wait(lambda: all(running(n) == EVERYONE for n in NODES)), \
+        "the stopped nodes did not come back into the cluster: %s" % members(NODES)

@@ -282,6 +282,18 @@ def aws_nlb_resources(inputs, subnets=None):
                 subnets=_subnets(v['aws_nlb_subnets']))
 
 
+def aws_nlb_listeners(resources, certificate_arn):
+    """The listeners of aws_nlb_resources as community.aws.elb_network_lb takes them: TLS with the certificate and the
+    SSL policy, forwarding to the target group of the same kind."""
+    arn = _text(certificate_arn)
+    if not arn:
+        raise AnsibleFilterError('aws_nlb_listeners: no certificate ARN for the TLS listeners.')
+    return [dict(Protocol=listener['protocol'], Port=listener['port'], SslPolicy=resources['ssl_policy'],
+                 Certificates=[dict(CertificateArn=arn)],
+                 DefaultActions=[dict(Type='forward', TargetGroupName=listener['target_group'])])
+            for listener in resources['listeners']]
+
+
 def _der_list(pem):
     """The DER bytes of every certificate of a PEM text, in order."""
     out = []
@@ -460,4 +472,5 @@ class FilterModule(object):
             'aws_nlb_subnet_problems': aws_nlb_subnet_problems,
             'aws_nlb_resources': aws_nlb_resources,
             'aws_nlb_plan': aws_nlb_plan,
+            'aws_nlb_listeners': aws_nlb_listeners,
         }

@@ -10,6 +10,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.iothub.emq.plugins.filter.aws_nlb import (
+    aws_nlb_listeners,
     aws_nlb_plan,
     aws_nlb_problems,
     aws_nlb_resources,
@@ -153,6 +154,17 @@ def test_resources_from_the_nodes_and_subnets():
 def test_allowed_cidrs_replace_the_subnets():
     r = aws_nlb_resources(inputs(aws_nlb_allowed_cidrs=['10.20.0.0/16']), FOUND)
     assert sorted(set(x['cidr_ip'] for x in r['security_group_rules'])) == ['10.20.0.0/16']
+
+
+def test_listeners_as_elb_network_lb_takes_them():
+    r = aws_nlb_resources(inputs(), FOUND)
+    arn = 'arn:aws:acm:eu-west-1:123456789012:certificate/abc'
+    mqtt, ws = aws_nlb_listeners(r, arn)
+    assert mqtt == {'Protocol': 'TLS', 'Port': 8883, 'SslPolicy': r['ssl_policy'], 'Certificates': [{'CertificateArn': arn}],
+                    'DefaultActions': [{'Type': 'forward', 'TargetGroupName': 'emqx-front-mqtt'}]}
+    assert (ws['Port'], ws['DefaultActions'][0]['TargetGroupName']) == (8084, 'emqx-front-ws')
+    with pytest.raises(AnsibleFilterError, match='no certificate ARN'):
+        aws_nlb_listeners(r, '')
 
 
 def test_nodes_on_different_ports_cannot_share_a_target_group():

@@ -19,7 +19,7 @@ description:
     playbooks need (the names of the nodes that stay when some are removed, see O(remove)).
   - Each value is the host's own variable when the inventory, a fact or an extra var sets it, else the default of
     the role that uses it, read from C(roles/<role>/defaults/main.yml) of this collection (C(emq_node), C(emq_cluster),
-    C(haproxy_lb), C(nginx_lb), and C(_lb_common) for what the load-balancer roles hand on to it) and templated with
+    C(haproxy_lb), C(nginx_lb), C(lb_vip), and C(_lb_common) for what the load-balancer roles hand on to it) and templated with
     that host's variables, as the role itself would template it. The files are found beside this plugin, so the same
     holds in a checkout and in a collection installed from Galaxy.
   - A node's name is the one the C(emq_node) role noted for it in this run (its preflight sets the fact
@@ -283,6 +283,64 @@ _raw:
         servers:
           description: Server names by node inventory name (HAProxy writes one per source address).
           type: dict
+        vip:
+          description:
+            - The floating address this load balancer holds with others (role C(iothub.emq.lb_vip)), or V(null) when its
+              C(lb_vip_address) is empty.
+            - C(address), C(virtual_router_id), C(priority) (C(lb_vip_priority), else 150 for the first load balancer of
+              the address, 10 less for each next one), C(peers) (the private addresses of the other load balancers of the
+              address), C(check_ports) (C(lb_vip_check_ports), else the load balancer's device ports), C(advert_interval),
+              C(preempt), C(unicast), C(firewall).
+          type: dict
+    vips:
+      description:
+        - One entry per floating address (C(lb_vip_address)) of the load balancers, with what is wrong with it.
+      type: list
+      elements: dict
+      contains:
+        address:
+          description: The floating address.
+          type: str
+          sample: 10.0.1.100
+        kind:
+          description: The group of its load balancers.
+          type: str
+          sample: haproxy_lb
+        virtual_router_id:
+          description: Its VRRP router ID (V(null) when unset).
+          type: int
+          sample: 100
+        members:
+          description: Its load balancers, each C({host, address, priority}), in the order of the group.
+          type: list
+          elements: dict
+        hosts:
+          description: Their inventory names.
+          type: list
+          elements: str
+        preferred:
+          description: The load balancer with the highest priority, which holds the address first.
+          type: str
+        preempt:
+          description: Whether the preferred load balancer takes the address back when it returns.
+          type: bool
+        urls:
+          description: The device URLs through the floating address (C(mqtts), and C(wss) and C(mqtt) when on).
+          type: dict
+        endpoints:
+          description: The same as M(iothub.emq.emq_port_check) endpoints.
+          type: list
+          elements: dict
+        problems:
+          description:
+            - What the role C(iothub.emq.lb_vip) refuses, each naming the variable and what to write instead (an address
+              that is not IPv4 or is a host's own, router IDs or settings that differ between its load balancers, a
+              router ID another address uses, priorities given twice, a load balancer bound to another address).
+          type: list
+          elements: str
+    vip_by_address:
+      description: C(vips) by address.
+      type: dict
     node_by_host:
       description: C(nodes) by inventory name.
       type: dict

@@ -13,6 +13,7 @@ unit tests call it with dictionaries.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 
@@ -30,7 +31,7 @@ EMQX_CONF_DIR = '/etc/emqx'  # emq_node's _emq_node_conf_dir (the package's; a u
 NGINX_SERVICE = 'nginx'  # nginx_lb's _nginx_lb_service
 # Roles whose defaults describe a host, in the order their files are read (no two share a variable name).
 # _lb_common holds the defaults the load-balancer roles hand on to it (<kind>_x -> _lb_common_x).
-ROLES = ('emq_node', 'emq_cluster', 'haproxy_lb', 'nginx_lb', '_lb_common')
+ROLES = ('emq_node', 'emq_cluster', 'haproxy_lb', 'nginx_lb', '_lb_common', 'lb_vip')
 LB_COMMON_PREFIX = '_lb_common_'
 # Constants of the roles that are not variables: the HAProxy backends (haproxy.cfg.j2) and NGINX
 # upstreams (nginx_lb's _nginx_lb_upstreams), each with the node port it forwards to; the WebSocket path
@@ -370,6 +371,182 @@ def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
     )
 
 
+# ---- floating addresses (the lb_vip role) ---------------------------------------------------------
+# lb_vip's default priorities: the first load balancer of an address gets FIRST_PRIORITY, each next one STEP less.
+FIRST_PRIORITY = 150
+PRIORITY_STEP = 10
+
+
+def _optional_int(h, name, low, high, problems, what):
+    """h's value of name as an int in [low, high]; None (and a problem) when it is unset or not one."""
+    value = h.raw(name)
+    if value is MISSING or value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        problems.append('%s: %s is %r; write %s, a whole number from %d to %d.' % (h.host, name, value, what, low, high))
+        return None
+    return number
+
+
+def vip_settings(get, lb):
+    """One load balancer's lb_vip variables, or None when it sets no lb_vip_address; bad values as problems."""
+    h = _Host(get, lb['host'])
+    address = h.raw('lb_vip_address')
+    if address is MISSING or address is None or not str(address).strip():
+        return None
+    problems = []
+    address = str(address).strip()
+    try:
+        parsed = ipaddress.ip_address(address)
+        if parsed.version != 4:
+            problems.append('%s: lb_vip_address is %s, an IPv6 address; the role floats one IPv4 address (VRRP version 2), '
+                            'write one such as 10.0.1.100.' % (lb['host'], address))
+        else:
+            address = str(parsed)
+    except ValueError:
+        problems.append('%s: lb_vip_address is %r, not an IP address; write the floating IPv4 address the devices connect to, '
+                        'such as 10.0.1.100.' % (lb['host'], address))
+    flags = {}
+    for name in ('lb_vip_preempt', 'lb_vip_unicast', 'lb_vip_firewall_enabled'):
+        try:
+            flags[name] = h.flag(name)
+        except DeploymentError:
+            problems.append('%s: %s is %r; write true or false.' % (lb['host'], name, h.raw(name)))
+            flags[name] = False
+    ports = h.raw('lb_vip_check_ports')
+    if ports is MISSING or ports is None:
+        ports = [lb['mqtts_port']] + ([lb['wss_port']] if lb['wss_enabled'] else []) + ([lb['mqtt_port']] if lb['mqtt_enabled'] else [])
+    else:
+        checked = []
+        for port in ports if isinstance(ports, list) else [ports]:
+            try:
+                if isinstance(port, bool) or not 1 <= int(str(port)) <= 65535:
+                    raise ValueError(port)
+                checked.append(int(str(port)))
+            except ValueError:
+                problems.append('%s: lb_vip_check_ports holds %r; write a list of the TCP ports (1-65535) this load balancer '
+                                'listens on, such as [8883, 8084].' % (lb['host'], port))
+        ports = checked
+    if not ports:
+        problems.append('%s: lb_vip_check_ports is empty; list at least one port the load balancer listens on.' % lb['host'])
+    bind = h.raw(lb['kind'] + '_bind_address')
+    bind = '' if bind is MISSING or bind is None else str(bind).strip()
+    if bind not in WILDCARDS:
+        problems.append('%s: %s_bind_address is %s; with a floating address every load balancer listens on every address '
+                        '(the one that takes %s over accepts devices on it at once, and its health check asks 127.0.0.1): '
+                        'write "".' % (lb['host'], lb['kind'], bind, address))
+    return dict(
+        address=address,
+        virtual_router_id=_optional_int(h, 'lb_vip_virtual_router_id', 1, 255, problems, 'the VRRP router ID of this address'),
+        priority=_optional_int(h, 'lb_vip_priority', 1, 254, problems, 'its VRRP priority'),
+        advert_interval=_optional_int(h, 'lb_vip_advert_interval', 1, 255, problems, 'the seconds between VRRP advertisements'),
+        preempt=flags['lb_vip_preempt'],
+        unicast=flags['lb_vip_unicast'],
+        firewall=flags['lb_vip_firewall_enabled'],
+        check_ports=ports,
+        problems=problems,
+    )
+
+
+def _host_addresses(get, groups, nodes, lbs):
+    """{address: host} of every address the inventory gives a host (ansible_host, node and LB private addresses)."""
+    out = {}
+    for host in groups.get('all') or []:
+        value = get(host, 'ansible_host')
+        if value is not MISSING and value:
+            out.setdefault(str(value), host)
+    for node in nodes:
+        out.setdefault(node['address'], node['host'])
+    for lb in lbs:
+        out.setdefault(lb['address'], lb['host'])
+    return out
+
+
+def floating_addresses(get, groups, lbs, nodes):
+    """[vip]: the load balancers that share each lb_vip_address, their VRRP settings and what is wrong with them.
+
+    Sets lb['vip'] on every load balancer (None when it floats no address): the address, its router ID, this
+    host's priority, the private addresses of the other holders (its unicast peers), the ports its check asks.
+    """
+    by_address = {}
+    for lb in lbs:
+        lb['vip'] = vip_settings(get, lb)
+        if lb['vip'] is not None:
+            by_address.setdefault(lb['vip']['address'], []).append(lb)
+    host_addresses = _host_addresses(get, groups, nodes, lbs)
+    router_ids = {}
+    vips = []
+    for address, members in by_address.items():
+        problems = []
+        for lb in members:
+            problems.extend(lb['vip'].pop('problems'))
+        names = ', '.join(lb['host'] for lb in members)
+        for index, lb in enumerate(members):
+            if lb['vip']['priority'] is None:
+                lb['vip']['priority'] = max(FIRST_PRIORITY - PRIORITY_STEP * index, 1)
+            lb['vip']['peers'] = [other['address'] for other in members if other is not lb]
+        if address in host_addresses:
+            problems.append('lb_vip_address %s is the address of %s; the floating address must be one no host has, in the '
+                            'subnet of %s.' % (address, host_addresses[address], names))
+        kinds = sorted(set(lb['kind'] for lb in members))
+        if len(kinds) > 1:
+            problems.append('lb_vip_address %s is set on hosts of both %s: one address floats between load balancers of '
+                            'one kind; give each group its own address.' % (address, ' and '.join(kinds)))
+        for key, variable in (('virtual_router_id', 'lb_vip_virtual_router_id'), ('advert_interval', 'lb_vip_advert_interval'),
+                              ('preempt', 'lb_vip_preempt'), ('unicast', 'lb_vip_unicast')):
+            seen = sorted(set(str(lb['vip'][key]) for lb in members))
+            if len(seen) > 1:
+                problems.append('%s differs between the load balancers of %s (%s: %s); VRRP needs the same value on %s, '
+                                'set it once for the group.' % (variable, address, names, ', '.join(seen), names))
+        router_id = members[0]['vip']['virtual_router_id']
+        if router_id is None and not any('lb_vip_virtual_router_id' in p for p in problems):
+            problems.append('lb_vip_virtual_router_id is not set for %s (%s); write a number from 1 to 255 that no other VRRP '
+                            'address on this network uses, such as the last number of the address.' % (address, names))
+        if router_id is not None:
+            router_ids.setdefault(router_id, []).append(address)
+        priorities = [lb['vip']['priority'] for lb in members]
+        repeated = sorted(set(p for p in priorities if priorities.count(p) > 1))
+        if repeated:
+            problems.append('lb_vip_priority %s is given to more than one load balancer of %s (%s); give each its own, the '
+                            'highest to the preferred holder.' % (', '.join(str(p) for p in repeated), address, names))
+        first = members[0]
+        urls = dict(mqtts='mqtts://%s:%d' % (address, first['mqtts_port']))
+        endpoints = [dict(name='%s vip %s' % (first['kind'], urls['mqtts']), type='mqtts', host=address, port=first['mqtts_port'])]
+        if first['wss_enabled']:
+            urls['wss'] = 'wss://%s:%d%s' % (address, first['wss_port'], WS_PATH)
+            endpoints.append(dict(name='%s vip %s' % (first['kind'], urls['wss']), type='wss', host=address,
+                                  port=first['wss_port'], path=WS_PATH))
+        if first['mqtt_enabled']:
+            urls['mqtt'] = 'mqtt://%s:%d' % (address, first['mqtt_port'])
+            endpoints.append(dict(name='%s vip %s' % (first['kind'], urls['mqtt']), type='mqtt', host=address, port=first['mqtt_port']))
+        preferred = max(members, key=lambda lb: lb['vip']['priority'])
+        vips.append(dict(
+            address=address,
+            kind=first['kind'],
+            virtual_router_id=router_id,
+            members=[dict(host=lb['host'], address=lb['address'], priority=lb['vip']['priority']) for lb in members],
+            hosts=[lb['host'] for lb in members],
+            preferred=preferred['host'],
+            preempt=first['vip']['preempt'],
+            urls=urls,
+            endpoints=endpoints,
+            problems=problems,
+        ))
+    for router_id, addresses in router_ids.items():
+        if len(addresses) > 1:
+            for vip in vips:
+                if vip['address'] in addresses:
+                    vip['problems'].append('lb_vip_virtual_router_id %d is used by the floating addresses %s; VRRP tells them '
+                                           'apart by this number, give each address its own.' % (router_id, ', '.join(addresses)))
+    return vips
+
+
 def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load_balancers=True, bad_chars=NAME_BAD_CHARS,
                nginx_conf=None, nginx_service=None):
     """The whole shape: nodes, load balancers, and the lists the day-2 playbooks need.
@@ -412,9 +589,12 @@ def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load
             for server in lb['servers'].get(node['host'], [])]
 
     remaining = [node for node in nodes if not node['removed']]
+    vips = floating_addresses(get, groups, lbs, nodes)
     return dict(
         nodes=nodes,
         lbs=lbs,
+        vips=vips,
+        vip_by_address=dict((vip['address'], vip) for vip in vips),
         node_by_host=nodes_by_host,
         lb_by_host=dict((lb['host'], lb) for lb in lbs),
         node_hosts=node_hosts,

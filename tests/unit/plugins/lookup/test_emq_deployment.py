@@ -449,3 +449,98 @@ def test_the_lookup_leaves_the_load_balancers_unread(run_lookup):
     hostvars = dict(INVENTORY, **{'lb-2': dict(INVENTORY['lb-2'], nginx_lb_mqtts_port='x')})
     d = run_lookup(hostvars, INVENTORY_GROUPS, hosts=['emqx-2'], load_balancers=False)
     assert d['node_names'] == ['emqx@192.168.0.3'] and d['lbs'] == []
+
+
+# ---- floating addresses (lb_vip) -----------------------------------------------------------------
+VIP_DEFAULTS = dict(DEFAULTS, **_role_yaml('lb_vip'))
+VIP_GROUPS = {'emq_nodes': list(NODES), 'haproxy_lb': ['ha-1', 'ha-2'], 'nginx_lb': ['ng-1', 'ng-2']}
+VIP_LBS = {
+    'ha-1': {'ansible_host': '10.0.1.11', 'lb_vip_address': '10.0.1.100', 'lb_vip_virtual_router_id': 100},
+    'ha-2': {'ansible_host': '10.0.1.12', 'lb_vip_address': '10.0.1.100', 'lb_vip_virtual_router_id': 100},
+    'ng-1': {'ansible_host': '10.0.1.21'},
+    'ng-2': {'ansible_host': '10.0.1.22'},
+}
+
+
+def _vip_shape(**changes):
+    hostvars = dict(NODES)
+    for host, lb in VIP_LBS.items():
+        hostvars[host] = dict(lb, inventory_dir='/inv', **changes.get(host, {}))
+    groups = dict(VIP_GROUPS, all=list(hostvars))
+    return shape.deployment(groups, _getter(hostvars, VIP_DEFAULTS))
+
+
+def test_vip_pairs_the_load_balancers_of_one_address():
+    d = _vip_shape()
+    assert [v['address'] for v in d['vips']] == ['10.0.1.100']
+    vip = d['vip_by_address']['10.0.1.100']
+    assert vip['problems'] == []
+    assert vip['hosts'] == ['ha-1', 'ha-2'] and vip['kind'] == 'haproxy_lb'
+    assert [m['priority'] for m in vip['members']] == [150, 140]
+    assert vip['preferred'] == 'ha-1' and vip['preempt'] is False
+    assert vip['urls'] == {'mqtts': 'mqtts://10.0.1.100:8883', 'wss': 'wss://10.0.1.100:8084/mqtt'}
+    assert [(e['host'], e['port']) for e in vip['endpoints']] == [('10.0.1.100', 8883), ('10.0.1.100', 8084)]
+    ha1 = d['lb_by_host']['ha-1']['vip']
+    assert ha1['peers'] == ['10.0.1.12'] and ha1['priority'] == 150 and ha1['virtual_router_id'] == 100
+    assert ha1['check_ports'] == [8883, 8084] and ha1['unicast'] is True and ha1['advert_interval'] == 1
+    assert d['lb_by_host']['ha-2']['vip']['peers'] == ['10.0.1.11']
+    assert d['lb_by_host']['ng-1']['vip'] is None
+
+
+def test_vip_check_ports_follow_the_listeners_and_may_be_given():
+    d = _vip_shape(**{'ha-1': {'haproxy_lb_wss_enabled': False, 'haproxy_lb_mqtt_enabled': True},
+                      'ha-2': {'lb_vip_check_ports': [9000]}})
+    assert d['lb_by_host']['ha-1']['vip']['check_ports'] == [8883, 1883]
+    assert d['lb_by_host']['ha-2']['vip']['check_ports'] == [9000]
+
+
+def test_vip_explicit_priority_decides_the_preferred_holder():
+    d = _vip_shape(**{'ha-2': {'lb_vip_priority': 200}})
+    vip = d['vips'][0]
+    assert vip['preferred'] == 'ha-2' and vip['problems'] == []
+
+
+@pytest.mark.parametrize('changes, expected', [
+    ({'ha-1': {'lb_vip_address': '10.0.1.12'}, 'ha-2': {'lb_vip_address': '10.0.1.12'}}, 'is the address of ha-2'),
+    ({'ha-1': {'lb_vip_address': '10.0.0.1'}, 'ha-2': {'lb_vip_address': '10.0.0.1'}}, 'is the address of emqx-1'),
+    ({'ha-2': {'lb_vip_virtual_router_id': 101}}, 'lb_vip_virtual_router_id differs'),
+    ({'ha-1': {'lb_vip_virtual_router_id': None}, 'ha-2': {'lb_vip_virtual_router_id': None}},
+     'lb_vip_virtual_router_id is not set for 10.0.1.100'),
+    ({'ha-1': {'lb_vip_virtual_router_id': 256}}, 'a whole number from 1 to 255'),
+    ({'ha-2': {'lb_vip_priority': 150}}, 'lb_vip_priority 150 is given to more than one'),
+    ({'ha-1': {'lb_vip_priority': 'high'}}, "lb_vip_priority is 'high'"),
+    ({'ha-2': {'lb_vip_preempt': True}}, 'lb_vip_preempt differs'),
+    ({'ha-2': {'lb_vip_unicast': 'maybe'}}, "lb_vip_unicast is 'maybe'; write true or false"),
+    ({'ha-1': {'lb_vip_address': 'vip.example'}, 'ha-2': {'lb_vip_address': 'vip.example'}}, 'not an IP address'),
+    ({'ha-1': {'lb_vip_address': 'fd00::100'}, 'ha-2': {'lb_vip_address': 'fd00::100'}}, 'an IPv6 address'),
+    ({'ha-1': {'haproxy_lb_bind_address': '10.0.1.11'}}, 'haproxy_lb_bind_address is 10.0.1.11'),
+    ({'ha-1': {'lb_vip_check_ports': [8883, 'x']}}, "lb_vip_check_ports holds 'x'"),
+    ({'ng-1': {'lb_vip_address': '10.0.1.100', 'lb_vip_virtual_router_id': 100}}, 'both haproxy_lb and nginx_lb'),
+])
+def test_vip_problems_name_the_variable(changes, expected):
+    problems = [p for vip in _vip_shape(**changes)['vips'] for p in vip['problems']]
+    assert any(expected in p for p in problems), problems
+
+
+def test_vip_router_ids_must_differ_between_addresses():
+    d = _vip_shape(**{'ng-1': {'lb_vip_address': '10.0.1.200', 'lb_vip_virtual_router_id': 100},
+                      'ng-2': {'lb_vip_address': '10.0.1.200', 'lb_vip_virtual_router_id': 100}})
+    assert len(d['vips']) == 2
+    for vip in d['vips']:
+        assert any('lb_vip_virtual_router_id 100 is used by the floating addresses' in p for p in vip['problems'])
+    d = _vip_shape(**{'ng-1': {'lb_vip_address': '10.0.1.200', 'lb_vip_virtual_router_id': 200},
+                      'ng-2': {'lb_vip_address': '10.0.1.200', 'lb_vip_virtual_router_id': 200}})
+    assert [vip['problems'] for vip in d['vips']] == [[], []]
+    assert d['vip_by_address']['10.0.1.200']['kind'] == 'nginx_lb'
+
+
+def test_vip_bind_must_be_every_address():
+    d = _vip_shape(**{'ha-1': {'haproxy_lb_bind_address': '10.0.1.100'}, 'ha-2': {'haproxy_lb_bind_address': '::'}})
+    assert len(d['vips'][0]['problems']) == 1 and 'haproxy_lb_bind_address is 10.0.1.100' in d['vips'][0]['problems'][0]
+
+
+def test_no_vip_without_the_address():
+    hostvars = dict(NODES, **{h: dict(v, inventory_dir='/inv') for h, v in LBS.items()})
+    d = shape.deployment(GROUPS, _getter(hostvars, VIP_DEFAULTS))
+    assert d['vips'] == [] and d['vip_by_address'] == {}
+    assert all(lb['vip'] is None for lb in d['lbs'])

@@ -12,11 +12,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
-# Scenarios `make test` runs, in waves (scripts/molecule-waves.sh): the comma-separated scenarios of a wave
-# side by side, the waves in order; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
+# Scenarios `make test` runs, in waves (scripts/molecule-waves.sh): the comma-separated scenarios of a wave,
+# at most MOLECULE_JOBS (3) at a time, longest first; the waves in order; "name+value" runs scenario name with
+# EMQ_CLUSTER_DISCOVERY=value.
 # emq_cluster runs with manual joins (then DNS discovery): static discovery (the default) is what `site`
 # deploys and tests. site, which counts failed connects during rollouts, runs alone.
-MOLECULE_WAVES ?= haproxy_lb,emq_node emq_cluster+manual,nginx_lb,toolchain site
+MOLECULE_WAVES ?= emq_cluster+manual,haproxy_lb,emq_node,nginx_lb,toolchain site
 # The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
 STANDIN_VERSION ?= 5.8.9
 STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
@@ -48,9 +49,9 @@ help:
 	@echo "make standin               build the offline EMQX stand-in package the scenarios install"
 
 test: venv host lint sanity units pytest build standin sslyze
-	@rm -f tests/output/site-figures.txt
+	@rm -f tests/output/*-figures.txt
 	scripts/molecule-waves.sh "$(MOLECULE_WAVES)"
-	@if [ -f tests/output/site-figures.txt ]; then echo "==> figures measured by the scenarios:"; cat tests/output/site-figures.txt; fi
+	@for f in tests/output/*-figures.txt; do [ -f "$$f" ] && { echo "==> figures measured by the scenarios ($$f):"; cat "$$f"; }; done; true
 	@echo "make test: all gates passed"
 
 # ---- set-up (idempotent) -------------------------------------------------------------------

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Run Molecule scenarios in waves: the scenarios of one wave side by side, the waves one after another.
+# Run Molecule scenarios in waves: the waves one after another; within a wave, at most MOLECULE_JOBS
+# scenarios at a time (default 3), started in the order listed, the next as soon as one ends.
 #
-#   scripts/molecule-waves.sh "toolchain,emq_node haproxy_lb,emq_cluster+manual nginx_lb site"
+#   scripts/molecule-waves.sh "emq_cluster+manual,haproxy_lb,emq_node,nginx_lb,toolchain site"
 #
 # A wave is a comma-separated list; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
 # Why: a Molecule run spends most of its time waiting (containers booting, services starting, probes and
-# settle times), so two scenarios share 2 cores well. Scenarios never share containers, networks
-# (each has its own subnet) or Molecule state. Tests that measure failed connects under a rollout (site)
-# run in a wave of their own. Each scenario's output goes to tests/output/molecule-<name>.log: printed
-# whole when it fails (then its failure lines again, last), its closing lines when it passes.
-# Stops after the first wave with a failure.
+# settle times), so three scenarios share 2 cores well; list the longest first, so the short ones fill the
+# slots the others leave. Scenarios never share containers, networks (each has its own subnet) or Molecule
+# state. Tests that measure failed connects under a rollout (site) run in a wave of their own. Each
+# scenario's output goes to tests/output/molecule-<name>.log: printed whole when it fails (then its failure
+# lines again, last), its closing lines when it passes. Stops after the first wave with a failure.
 set -uo pipefail
 
 waves="${1:?usage: molecule-waves.sh \"a,b c d,e\"}"
 out_dir="tests/output"
+jobs="${MOLECULE_JOBS:-3}"
 mkdir -p "$out_dir"
 
 run_one() {  # scenario[+discovery] -> exit code of molecule test; its duration in <log>.seconds
@@ -31,14 +33,20 @@ run_one() {  # scenario[+discovery] -> exit code of molecule test; its duration 
 for wave in $waves; do
   IFS=, read -r -a specs <<< "$wave"
   echo "==> molecule wave: ${specs[*]} ($(date -u +%H:%M:%S))"
-  declare -A pids=()
-  for spec in "${specs[@]}"; do
-    run_one "$spec" &
-    pids[$spec]=$!
-  done
+  declare -A running=()  # pid -> spec
   failed=()
   for spec in "${specs[@]}"; do
-    wait "${pids[$spec]}" || failed+=("$spec")
+    while [ "${#running[@]}" -ge "$jobs" ]; do
+      wait -n -p done_pid "${!running[@]}" || failed+=("${running[$done_pid]}")
+      unset "running[$done_pid]"
+    done
+    run_one "$spec" &
+    running[$!]=$spec
+    echo "==> started $spec ($(date -u +%H:%M:%S))"
+  done
+  while [ "${#running[@]}" -gt 0 ]; do
+    wait -n -p done_pid "${!running[@]}" || failed+=("${running[$done_pid]}")
+    unset "running[$done_pid]"
   done
   for spec in "${specs[@]}"; do
     log="$out_dir/molecule-${spec//+/-}.log"
@@ -54,7 +62,7 @@ for wave in $waves; do
       grep -a -E "[0-9]+ passed" "$log" | tail -n 1 | sed "s/^/    /"
     fi
   done
-  unset pids
+  unset running
   if [ "${#failed[@]}" -gt 0 ]; then
     echo "==> molecule: ${failed[*]} failed"
     exit 1

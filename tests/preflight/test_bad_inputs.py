@@ -229,6 +229,8 @@ def _facts(name: str, address: str, os_facts: dict[str, str]) -> dict[str, Any]:
         "distribution": os_facts["distribution"], "distribution_major_version": os_facts["major_version"],
         "distribution_version": os_facts["version"], "os_family": os_facts["os_family"], "processor_vcpus": 2,
         "hostname": name, "fqdn": name, "all_ipv4_addresses": [address], "all_ipv6_addresses": [],
+        # One interface on a /24 holding the address (lb_vip's checks read it).
+        "interfaces": ["lo", "eth0"], "eth0": {"ipv4": {"address": address, "netmask": "255.255.255.0"}},
     }
     return {"ansible_facts": {"ansible_" + key: value for key, value in facts.items()}, "changed": False}
 

@@ -133,7 +133,7 @@ def _assert_nothing_changed(run: Run) -> None:
     assert set(HOSTS) <= set(run.recap) <= set(ALL_HOSTS), "hosts missing from the PLAY RECAP" + run.explain()
     assert all(counts["changed"] == 0 for counts in run.recap.values()), run.explain()
     assert all(m in READ_ONLY for m in run.modules), "a module that could change a host ran:" + run.explain()
-    for secret in SECRETS + (STATS_PASSWORD,):
+    for secret in SECRETS + (STATS_PASSWORD, VIP["lb_vip_password"], LONG_VRRP_PASSWORD):
         assert secret not in run.output, f"a secret ({secret[:3]}...) appears in the output" + run.explain()
 
 
@@ -189,6 +189,10 @@ GATE_PLAY = "Stop unless every load balancer passed its checks"
 GATE_TASK = "Check every load balancer passed its checks"
 OTHER_IP_CERT, OTHER_IP_KEY = _cert_for("10.0.1.99")
 
+# A valid floating address for the HAProxy load balancer (10.0.1.1 on a /24, see test_bad_inputs._facts).
+VIP = {"lb_vip_address": "10.0.1.100", "lb_vip_virtual_router_id": 100, "lb_vip_password": "vrrp-" + uuid.uuid4().hex[:3]}
+LONG_VRRP_PASSWORD = "vrrp-" + uuid.uuid4().hex[:7]
+
 CASES = [
     # The issue's row: a wrong LB key was refused only after every EMQX node had been reconfigured.
     SiteCase("haproxy-key-not-for-certificate", LB_PLAY, "Check the certificate, its key and its chain",
@@ -229,6 +233,15 @@ CASES = [
              ("nginx_lb_status_path has a newline at the end",), lb_vars={"nginx_lb": {"nginx_lb_status_path": "/status\n"}}),
     SiteCase("nginx-hash-key-with-a-semicolon", LB_PLAY, "Check the values written into nginx.conf",
              ("nginx_lb_hash_key has ';'",), lb_vars={"nginx_lb": {"nginx_lb_balance": "hash", "nginx_lb_hash_key": "$remote_addr;"}}),
+    # issue 18: a floating address that cannot work stops the run before keepalived is installed anywhere.
+    SiteCase("vip-password-longer-than-vrrp-carries", LB_PLAY, "Check the VRRP password",
+             ("lb_vip_password has 12 characters", "at most 8"), lb_vars={"haproxy_lb": dict(VIP, lb_vip_password=LONG_VRRP_PASSWORD)}),
+    SiteCase("vip-outside-the-load-balancers-subnet", LB_PLAY, "Check the floating address fits this host's network",
+             ("lb_vip_address 10.0.2.100 is outside 10.0.1.0/24",), lb_vars={"haproxy_lb": dict(VIP, lb_vip_address="10.0.2.100")}),
+    SiteCase("vip-is-a-nodes-address", LB_PLAY, "Check the floating address, its router ID and the priorities agree across its load balancers",
+             ("lb_vip_address 10.0.0.1 is the address of n1",), lb_vars={"nginx_lb": dict(VIP, lb_vip_address="10.0.0.1")}),
+    SiteCase("vip-without-router-id", LB_PLAY, "Check the floating address, its router ID and the priorities agree across its load balancers",
+             ("lb_vip_virtual_router_id is not set for 10.0.1.100",), lb_vars={"haproxy_lb": dict(VIP, lb_vip_virtual_router_id=REMOVE)}),
     # A bad EMQX input stops in the first play: no load balancer is touched either.
     SiteCase("node-cookie-trailing-newline", "Check the EMQX node and cluster inputs", NODE_CHECK,
              ("emq_node_cookie", "trailing newline"), node_vars={"emq_node_cookie": base_vars()["emq_node_cookie"] + "\n"}),
@@ -279,6 +292,16 @@ def test_valid_inputs_pass_the_site_preflight(tmp_path: Path) -> None:
     _assert_nothing_changed(run)
     plays = re.findall(r"^PLAY \[(.*)\] \**$", run.output, re.M)
     assert plays == [play["name"] for play in yaml.safe_load(PREFLIGHT.read_text())], run.explain()
+
+
+def test_a_valid_floating_address_passes_the_site_preflight(tmp_path: Path) -> None:
+    """Control for the vip cases: the same inventory with a valid floating address passes, lb_vip's checks included."""
+    group_vars, host_vars, groups = _inputs(tmp_path, SiteCase("vip", LB_PLAY, "", (), lb_vars={"haproxy_lb": dict(VIP)}))
+    run = run_playbook(tmp_path, PREFLIGHT, group_vars, host_vars, groups=groups)
+
+    assert run.rc == 0, run.explain()
+    assert any(task.startswith("iothub.emq.lb_vip : Check the VRRP password") for task in run.tasks), run.explain()
+    _assert_nothing_changed(run)
 
 
 def test_a_node_that_does_not_answer_stops_the_run_and_is_named(tmp_path: Path) -> None:

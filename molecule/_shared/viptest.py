@@ -1,5 +1,5 @@
 """The floating address of two load balancers (iothub.emq.lb_vip), as devices see it: the tests the haproxy_lb and
-nginx_lb scenarios share. A scenario's tests/test_vip.py defines the fixture ``vip`` (a Vip) and imports these.
+nginx_lb scenarios share. A scenario's tests/test_a_vip.py defines the fixture ``vip`` (a Vip) and imports these.
 
 Every check runs from the controller, on the scenario's own bridge; the failover is caused by stopping the
 holder's load balancer service, then the holder's container (both started again by the test), and timed by a

@@ -52,7 +52,7 @@ def lb_vip_interface(facts, vip, private_address, interface=''):
                             '"" for the one holding %s.' % (chosen, ', '.join(sorted(names)), private_address))
     else:
         for name in sorted(names):
-            if any(a == private_address for a, _ in _ipv4_addresses(_interface_facts(facts, name))):
+            if any(item[0] == private_address for item in _ipv4_addresses(_interface_facts(facts, name))):
                 chosen = name
                 break
         if not chosen:
@@ -75,8 +75,8 @@ def lb_vip_interface(facts, vip, private_address, interface=''):
     for name in names:
         if name == chosen:
             continue
-        for own, _ in _ipv4_addresses(_interface_facts(facts, name)):
-            if own == str(address):
+        for item in _ipv4_addresses(_interface_facts(facts, name)):
+            if item[0] == str(address):
                 problems.append('lb_vip_address %s is this host\'s own address on %s; write a free address of the load '
                                 'balancers\' subnet.' % (address, name))
     return dict(interface=chosen, prefix=prefix, network=str(network) if network else None, problems=problems)

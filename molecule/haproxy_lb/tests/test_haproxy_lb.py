@@ -305,7 +305,8 @@ def test_failover_to_the_other_node_and_back():
 # ---- preflight refusals and check mode (ansible-playbook runs, side by side) -----------------
 
 def _playbook(*args, playbook="converge.yml"):
-    return lbtest.playbook(SCENARIO / playbook, "haproxy_lb", *args)
+    # The first load balancer only: these tests change its settings (the second shares its floating address, test_a_vip.py).
+    return lbtest.playbook(SCENARIO / playbook, LB, *args)
 
 
 PREFLIGHT_CASES = {
@@ -590,7 +591,9 @@ def test_changed_setting_and_a_rotated_certificate_reload_without_dropping_an_es
     cfg = _host(LB).file(CONF).content_string
     timeout = int(re.search(r"^\s+timeout client (\d+)s", cfg, re.M).group(1)) + 60
     cert, key, der = lbtest.server_certificate(tmp_path, CA.parent, LB, LB_IP)
-    rotated = {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_cert_file": str(cert), "haproxy_lb_tls_key_file": str(key)}
+    # The new certificate names the load balancer's address only: so do the names it is checked against.
+    rotated = {"haproxy_lb_tls_source": "files", "haproxy_lb_tls_cert_file": str(cert), "haproxy_lb_tls_key_file": str(key),
+               "haproxy_lb_tls_server_names": [LB_IP]}
     assert lbtest.served_certificate(LB_IP, MQTTS, CA, LB) != der
     try:
         run = _playbook("-e", "haproxy_lb_timeout_client=%d" % timeout, "-e", "haproxy_lb_timeout_server=%d" % timeout,

@@ -304,7 +304,8 @@ def test_failover_to_the_other_node_and_back():
 # ---- preflight refusals and check mode (ansible-playbook runs, side by side) -----------------
 
 def _playbook(*args, playbook="converge.yml"):
-    return lbtest.playbook(SCENARIO / playbook, "nginx_lb", *args)
+    # The first load balancer only: these tests change its settings (the second shares its floating address, test_a_vip.py).
+    return lbtest.playbook(SCENARIO / playbook, LB, *args)
 
 
 PREFLIGHT_CASES = {

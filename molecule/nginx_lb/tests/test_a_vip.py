@@ -1,5 +1,7 @@
-"""Two HAPROXY load balancers share the floating address 172.30.3.100 (iothub.emq.lb_vip): the tests of
-molecule/_shared/viptest.py. They run last in the scenario: they stop a load balancer and its container."""
+"""Two NGINX load balancers share the floating address 172.30.4.100 (iothub.emq.lb_vip): the tests of
+molecule/_shared/viptest.py. They run first in the scenario (the file name sorts first), right after the converge,
+while the preferred load balancer holds the address (the later tests restart HAProxy/NGINX, which may move it); they
+stop a load balancer and its container and start them again."""
 
 import os
 import pathlib
@@ -22,9 +24,9 @@ from viptest import (  # noqa: E402,F401,I001  (collected by pytest here, in thi
 @pytest.fixture(scope="module")
 def vip():
     return viptest.Vip(
-        lbs={"haproxy-lb-1": "172.30.3.10", "haproxy-lb-2": "172.30.3.13"},
-        address="172.30.3.100",
-        service="haproxy",
+        lbs={"nginx-lb-1": "172.30.4.10", "nginx-lb-2": "172.30.4.13"},
+        address="172.30.4.100",
+        service="nginx",
         ca=pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab-ca" / "ca.pem",
-        password="vrrp30-x",
+        password="vrrp40-x",
     )

@@ -492,7 +492,9 @@ def test_changed_setting_and_a_rotated_certificate_reload_without_dropping_an_es
     master_before, workers_before = _master_and_workers()
     timeout = int(_directive("proxy_timeout").rstrip("s")) + 60
     cert, key, der = lbtest.server_certificate(tmp_path, CA.parent, LB, LB_IP)
-    rotated = {"nginx_lb_tls_source": "files", "nginx_lb_tls_cert_file": str(cert), "nginx_lb_tls_key_file": str(key)}
+    # The new certificate names the load balancer's address only: so do the names it is checked against.
+    rotated = {"nginx_lb_tls_source": "files", "nginx_lb_tls_cert_file": str(cert), "nginx_lb_tls_key_file": str(key),
+               "nginx_lb_tls_server_names": [LB_IP]}
     assert lbtest.served_certificate(LB_IP, MQTTS, CA, LB) != der
     try:
         run = _playbook("-e", "nginx_lb_proxy_timeout=%d" % timeout, "-e", json.dumps(rotated))

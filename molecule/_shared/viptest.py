@@ -29,6 +29,7 @@ class Vip:
     lbs: dict  # {container name: private address}, the preferred holder first
     address: str
     service: str  # the load balancer's systemd unit
+    kind: str  # its inventory group
     ca: pathlib.Path
     password: str
     port: int = 8883
@@ -144,6 +145,25 @@ def test_vip_is_held_by_the_preferred_load_balancer_only(vip):
 def test_devices_connect_through_the_vip(vip):
     assert lbtest.connack(vip.address, vip.port, vip.ca) is None
     device_roundtrip(vip)
+
+
+def test_summary_and_verify_name_the_holder(vip):
+    """playbooks/summary.yml and verify.yml (tag verify_vip) name the floating address and the load balancer holding
+    it, and verify checks MQTT over TLS and secure WebSocket through it as a device."""
+    holder = wait_for_holder(vip)
+    playbooks = pathlib.Path(__file__).resolve().parents[2] / "playbooks"
+    members = "(%s %s)" % (vip.kind, ", ".join(vip.lbs))
+    verify = lbtest.playbook(playbooks / "verify.yml", "all", "--tags", "verify_vip",
+                             "-e", "verify_mqtt_username=%s" % lbtest.BACKEND[0], "-e", "verify_mqtt_password=%s" % lbtest.BACKEND[1])
+    out = " ".join(verify.stdout.split())
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+    assert "Floating address %s %s: held by %s." % (vip.address, members, holder) in out, out[-3000:]
+    assert "Every check passed." in out, out[-3000:]
+    summary = lbtest.playbook(playbooks / "summary.yml", "all")
+    out = " ".join(summary.stdout.split())
+    assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-2000:]
+    assert "Floating address %s %s: mqtts://%s:%d wss://%s:%d/mqtt - held by %s" % (
+        vip.address, members, vip.address, vip.port, vip.address, vip.wss_port, holder) in out, out[-3000:]
 
 
 def test_the_vrrp_password_is_never_logged(vip):

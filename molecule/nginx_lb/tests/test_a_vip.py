@@ -15,6 +15,7 @@ import viptest  # noqa: E402  (molecule/_shared: the floating-address tests the 
 from viptest import (  # noqa: E402,F401,I001  (collected by pytest here, in this order)
     test_vip_is_held_by_the_preferred_load_balancer_only,
     test_devices_connect_through_the_vip,
+    test_summary_and_verify_name_the_holder,
     test_the_vrrp_password_is_never_logged,
     test_vip_moves_when_the_holders_load_balancer_stops,
     test_vip_moves_when_the_holders_host_stops,
@@ -26,6 +27,7 @@ def vip():
     return viptest.Vip(
         lbs={"nginx-lb-1": "172.30.4.10", "nginx-lb-2": "172.30.4.13"},
         address="172.30.4.100",
+        kind="nginx_lb",
         service="nginx",
         ca=pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab-ca" / "ca.pem",
         password="vrrp40-x",

@@ -97,6 +97,24 @@ def lb_vip_password_problems(password):
     return problems
 
 
+def lb_vip_lines(vips, held):
+    """One summary line per floating address: its load balancers, device URLs and who holds it now.
+
+    vips: the lookup emq_deployment's ``vips``; held: {host: what ``ip -4 -o addr show to <address>/32`` printed
+    there} (empty or missing for a host that does not hold it, or was not asked).
+    """
+    if not isinstance(held, dict):
+        raise AnsibleFilterError('lb_vip_lines expects a dictionary of host: output as its argument')
+    lines = []
+    for vip in vips or []:
+        holders = [host for host in vip['hosts'] if str(held.get(host) or '').strip()]
+        urls = [vip['urls'][kind] for kind in ('mqtts', 'wss', 'mqtt') if kind in vip['urls']]
+        lines.append('Floating address %s (%s %s): %s - held by %s' % (
+            vip['address'], vip['kind'], ', '.join(vip['hosts']), '  '.join(urls), ', '.join(holders) or 'no load balancer'))
+    return lines
+
+
 class FilterModule(object):
     def filters(self):
-        return {'lb_vip_interface': lb_vip_interface, 'lb_vip_password_problems': lb_vip_password_problems}
+        return {'lb_vip_interface': lb_vip_interface, 'lb_vip_password_problems': lb_vip_password_problems,
+                'lb_vip_lines': lb_vip_lines}

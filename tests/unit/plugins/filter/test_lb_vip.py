@@ -10,7 +10,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.iothub.emq.plugins.filter.lb_vip import lb_vip_interface, lb_vip_password_problems
+from ansible_collections.iothub.emq.plugins.filter.lb_vip import lb_vip_interface, lb_vip_lines, lb_vip_password_problems
 
 FACTS = {
     'interfaces': ['lo', 'eth0', 'eth-mgmt'],
@@ -73,3 +73,21 @@ def test_password_problems_never_show_it(password, expected):
     assert any(expected in p for p in problems), problems
     if password:
         assert not any(password in p for p in problems)
+
+
+VIPS = [{'address': '10.0.1.100', 'kind': 'haproxy_lb', 'hosts': ['lb-1', 'lb-2'],
+         'urls': {'mqtts': 'mqtts://10.0.1.100:8883', 'wss': 'wss://10.0.1.100:8084/mqtt'}}]
+
+
+def test_lines_name_the_holder():
+    held = {'lb-1': '', 'lb-2': '3: eth0    inet 10.0.1.100/24 scope global secondary eth0'}
+    assert lb_vip_lines(VIPS, held) == [
+        'Floating address 10.0.1.100 (haproxy_lb lb-1, lb-2): mqtts://10.0.1.100:8883  wss://10.0.1.100:8084/mqtt - held by lb-2']
+
+
+def test_lines_say_when_no_one_holds_it_or_two_do():
+    assert lb_vip_lines(VIPS, {})[0].endswith('- held by no load balancer')
+    assert lb_vip_lines(VIPS, {'lb-1': 'x', 'lb-2': 'y'})[0].endswith('- held by lb-1, lb-2')
+    assert lb_vip_lines([], {}) == []
+    with pytest.raises(AnsibleFilterError):
+        lb_vip_lines(VIPS, [])

@@ -4,6 +4,7 @@ import asyncio
 import datetime
 import glob
 import hashlib
+import json
 import os
 import re
 import resource
@@ -66,20 +67,71 @@ def now_iso():
     return datetime.datetime.now().astimezone().isoformat(timespec="microseconds")
 
 
+class WrapLog:
+    """The file handler as EMQX runs it (apps/emqx/src/config/emqx_config_logger.erl tr_file_handler/1):
+    OTP's logger_disk_log_h, a disk_log of type `wrap` (files <path>.1 .. <path>.<rotation_count>, with
+    <path>.idx holding the current file and <path>.siz the sizes) when rotation_size is a size, or of type
+    `halt` (one file <path>, never rotated) when it is `infinity`. A wrap log moves to the next file (which
+    it empties) when an item would take the current one past max_no_bytes, and goes back to .1 after the
+    last; reopened, it goes on in the file the index names."""
+
+    def __init__(self, path, size, count):
+        self.path, self.size, self.count = path, size, count
+        self.fh = None
+        if size == "infinity":
+            self.fh = open(path, "a", encoding="utf-8", buffering=1)
+            return
+        self.index = 1
+        try:
+            with open(path + ".idx", encoding="ascii") as fh:
+                self.index = min(max(int(fh.read().strip() or 1), 1), count)
+        except (OSError, ValueError):
+            pass
+        self._open(truncate=False)
+        with open(path + ".siz", "w", encoding="ascii") as fh:
+            fh.write("%d %d\n" % (size, count))
+
+    def _open(self, truncate):
+        if self.fh:
+            self.fh.close()
+        self.fh = open("%s.%d" % (self.path, self.index), "w" if truncate else "a", encoding="utf-8", buffering=1)
+        with open(self.path + ".idx", "w", encoding="ascii") as fh:
+            fh.write("%d\n" % self.index)
+
+    def write(self, line):
+        if self.size != "infinity":
+            data = len(line.encode("utf-8"))
+            if self.fh.tell() > 0 and self.fh.tell() + data > self.size:
+                self.index = self.index % self.count + 1
+                self._open(truncate=True)
+        self.fh.write(line)
+
+
+def format_line(formatter, level, text):
+    """emqx_logger_textfmt (`<time> [<level>] <text>`) or emqx_logger_jsonfmt (apps/emqx/src/emqx_logger_jsonfmt.erl:
+    one object per line; timestamp_format `auto` gives `time` as epoch microseconds)."""
+    if formatter == "json":
+        return json.dumps({"time": int(time.time() * 1000000), "level": level, "msg": text}) + "\n"
+    return "%s [%s] %s\n" % (now_iso(), level, text)
+
+
 class Log:
-    """EMQX-like text log lines to a file and to stderr (the journal under systemd)."""
+    """EMQX-like log lines to a file and to stderr (the journal under systemd)."""
 
     def __init__(self):
         self.file = None
         self.file_level = level_no("warning")
+        self.file_format = "text"
         self.console = True
         self.console_level = level_no("warning")
+        self.console_format = "text"
 
     def configure(self, conf, foreground):
         lc = conf["log"]["console"]
         self.console = bool(lc.get("enable")) or (
             foreground and os.environ.get("EMQX_LOG__CONSOLE_HANDLER__ENABLE", "true") != "false")
         self.console_level = level_no(lc.get("level", "warning"))
+        self.console_format = lc.get("formatter", "text")
         lf = conf["log"]["file"]
         if isinstance(lf, dict) and "path" not in lf:       # map of named handlers
             lf = lf.get("default") or next(iter(lf.values()), {"enable": False})
@@ -87,33 +139,29 @@ class Log:
             path = schema.interpolate_env(lf.get("path") or "${EMQX_LOG_DIR}/emqx.log")
             try:
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                self.file = open(path, "a", encoding="utf-8", buffering=1)
+                self.file = WrapLog(path, lf.get("rotation_size", 50 * 1024 * 1024), lf.get("rotation_count", 10))
             except OSError as e:
                 self.file = None
                 sys.stderr.write("WARNING: cannot open log file %s: %s\n" % (path, e))
             self.file_level = level_no(lf.get("level", "warning"))
+            self.file_format = lf.get("formatter", "text")
 
     def file_only(self, level, text):
         if self.file and level_no(level) >= self.file_level:
             try:
-                self.file.write("%s [%s] %s\n" % (now_iso(), level, text))
+                self.file.write(format_line(self.file_format, level, text))
             except (OSError, ValueError):
                 pass
 
     def __call__(self, level, text):
         n = level_no(level)
-        line = "%s [%s] %s\n" % (now_iso(), level, text)
         if self.console and n >= self.console_level:
             try:
-                sys.stderr.write(line)
+                sys.stderr.write(format_line(self.console_format, level, text))
                 sys.stderr.flush()
             except (OSError, ValueError):
                 pass
-        if self.file and n >= self.file_level:
-            try:
-                self.file.write(line)
-            except (OSError, ValueError):
-                pass
+        self.file_only(level, text)
 
 
 def hash_password(password, salt=None):

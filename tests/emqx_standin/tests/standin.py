@@ -4,6 +4,7 @@ import base64
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -198,11 +199,18 @@ log.file.level = info
             return ""
 
     def logtext(self):
-        try:
-            with open(os.path.join(self.logdir, "emqx.log"), errors="replace") as fh:
-                return fh.read()
-        except OSError:
-            return ""
+        """The node's log: emqx.log (halt log, or what a refused boot printed) and the wrap log emqx.log.1 .. .N,
+        oldest file first."""
+        names = [n for n in os.listdir(self.logdir) if re.match(r"^emqx\.log(\.[0-9]+)?$", n)] if os.path.isdir(self.logdir) else []
+        paths = sorted((os.path.join(self.logdir, n) for n in names), key=os.path.getmtime)
+        text = ""
+        for path in paths:
+            try:
+                with open(path, errors="replace") as fh:
+                    text += fh.read()
+            except OSError:
+                pass
+        return text
 
     # ---- REST
     def api(self, method, path, body=None, auth="key", headers=None, timeout=20):

@@ -42,7 +42,9 @@ from ansible_collections.iothub.emq.plugins.filter.emqx_rules import (
     emqx_roots,
     emqx_unknown_roots,
 )
+from ansible_collections.iothub.emq.plugins.filter.emq_node_sizing import RESERVE, emq_node_sizing
 from ansible_collections.iothub.emq.plugins.filter.invalid_cidrs import invalid_cidrs
+from ansible_collections.iothub.emq.plugins.module_utils.emqx_schema_58 import LOG_LEVELS
 
 # What the filter reads; a key missing from its input is a mistake in the task that calls it.
 INPUTS = (
@@ -50,7 +52,7 @@ INPUTS = (
     "inventory_hostname", "distribution", "distribution_major_version", "distribution_version",
     # the role's constants and the values roles/emq_node/vars/main.yml works out
     "_emq_node_supported_os", "_emq_node_install_sources", "_emq_node_discovery_strategies", "_emq_node_listener_types",
-    "_emq_node_group_names", "_emq_node_bind_errors", "_emq_node_ports", "_emq_node_tls_missing", "_emq_node_nofile",
+    "_emq_node_group_names", "_emq_node_bind_errors", "_emq_node_ports", "_emq_node_tls_missing",
     # the role's variables
     "emq_node_group", "emq_node_version", "emq_node_install_source", "emq_node_package_url", "emq_node_package_sha256",
     "emq_node_package_file", "emq_node_cookie", "emq_node_dashboard_password", "emq_node_dashboard_password_previous",
@@ -64,6 +66,9 @@ INPUTS = (
     "emq_node_authn_password_hash_algorithm",
     "emq_node_authz_topic_prefix", "emq_node_authz_rules", "emq_node_authentication", "emq_node_allow_anonymous",
     "emq_node_authn_users", "emq_node_target_connections", "emq_node_tuning_enabled", "emq_node_sysctl_apply",
+    "emq_node_open_files", "emq_node_open_files_headroom",
+    "emq_node_log_level", "emq_node_log_file_enabled", "emq_node_log_file_rotation_size",
+    "emq_node_log_file_rotation_count", "emq_node_log_console_enabled", "emq_node_log_formatter",
     # what the preflight read: the controller's stat of the package file (empty when not looked for), this host's
     # fs.nr_open (empty when not read), and the load balancers (only with client certificates)
     "package_file_stat", "nr_open", "nginx_lb_hosts", "haproxy_lb_client_ca_files",
@@ -487,21 +492,57 @@ def _authentication(v):
 
 
 def _open_files(v):
+    out = []
+    target = _int(v["emq_node_target_connections"])
+    explicit = _int(v["emq_node_open_files"])
+    headroom = _int(v["emq_node_open_files_headroom"])
+    if headroom < 0:
+        out.append("emq_node_open_files_headroom=%s is below 0: write the percent of emq_node_target_connections "
+                   "the node keeps beyond one open file per device (25 by default)." % v["emq_node_open_files_headroom"])
+        headroom = 0
+    if explicit < 0 or (0 < explicit < target + RESERVE):
+        out.append("emq_node_open_files=%s cannot hold emq_node_target_connections=%s: EMQX takes one open file and one "
+                   "Erlang port per device and about %d for itself. Write %d or more, or 0 to size it from the target."
+                   % (v["emq_node_open_files"], target, RESERVE, target + RESERVE))
     # Only when the role will not raise fs.nr_open itself (the preflight read it then).
     if _bool(v["emq_node_tuning_enabled"]) and _bool(v["emq_node_sysctl_apply"]):
-        return []
+        return out
     nr_open = to_text(v["nr_open"] if v["nr_open"] is not None else "")
-    if _int(v["emq_node_target_connections"]) > 0 and _int(v["_emq_node_nofile"]) <= _int(nr_open):
-        return []
-    return ["emq_node_target_connections=%s needs LimitNOFILE=%s, above this host's fs.nr_open=%s, and the role will not "
-            "raise fs.nr_open (emq_node_tuning_enabled or emq_node_sysctl_apply is false). Lower "
-            "emq_node_target_connections to %d or less, or let the role apply its sysctls."
-            % (v["emq_node_target_connections"], v["_emq_node_nofile"], nr_open.strip(), _int(nr_open) // 2)]
+    sizing = emq_node_sizing(max(target, 0), headroom, max(explicit, 0), _int(nr_open))
+    if target > 0 and sizing["fits"] and _int(nr_open) > 0:
+        return out
+    lower = ("Lower emq_node_target_connections to %d or less" % sizing["max_target"]
+             if not sizing["explicit"] and sizing["max_target"] is not None else "Lower emq_node_open_files")
+    out.append("emq_node_target_connections=%s needs LimitNOFILE=%s, above this host's fs.nr_open=%s, and the role will not "
+               "raise fs.nr_open (emq_node_tuning_enabled or emq_node_sysctl_apply is false). %s, or let the role "
+               "apply its sysctls." % (v["emq_node_target_connections"], sizing["nofile"], nr_open.strip(), lower))
+    return out
+
+
+def _logs(v):
+    out = []
+    level = to_text(v["emq_node_log_level"])
+    if level not in LOG_LEVELS:
+        out.append("emq_node_log_level=%s is not a level EMQX knows: write one of %s." % (level, _join(LOG_LEVELS)))
+    if to_text(v["emq_node_log_formatter"]) not in ("text", "json"):
+        out.append("emq_node_log_formatter=%s is not a format EMQX knows: write text or json." % v["emq_node_log_formatter"])
+    count = v["emq_node_log_file_rotation_count"]
+    if not 1 <= _int(count) <= 128:
+        out.append("emq_node_log_file_rotation_count=%s is outside 1..128, what EMQX accepts for log.file.rotation_count: "
+                   "write how many log files to keep, e.g. 10." % count)
+    size = to_text(v["emq_node_log_file_rotation_size"]).strip()
+    if emqx_config_problems({"log": {"file": {"rotation_size": size}}}, "5.8.9"):
+        out.append("emq_node_log_file_rotation_size=%s is not a size EMQX reads: write a number with B, KB, MB or GB "
+                   "(e.g. 50MB), or infinity for one file that is never rotated." % size)
+    if not _bool(v["emq_node_log_file_enabled"]) and not _bool(v["emq_node_log_console_enabled"]):
+        out.append("emq_node_log_file_enabled and emq_node_log_console_enabled are both false: EMQX would log nowhere, "
+                   "and a node that fails to start could not say why. Turn one of them on (the journal takes the console).")
+    return out
 
 
 CHECKS = (_operating_system, _install_source, _package_file, _cookie, _dashboard_password, _node_name, _discovery,
           _listeners, _tls_options, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
-          _firewall_networks, _license, _durable_sessions, _hashing_and_acl, _authentication, _open_files)
+          _firewall_networks, _license, _durable_sessions, _hashing_and_acl, _authentication, _open_files, _logs)
 # These read emq_node_version: they run once it is an EMQX 5 version.
 VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _durable_sessions)
 

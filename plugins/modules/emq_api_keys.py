@@ -248,7 +248,7 @@ class ApiKeys(EmqxApiJob):
                 'EMQX has not loaded the API {0} {1} from its bootstrap file: the loader stops at the first line '
                 'it refuses (a role this edition does not know, such as viewer on the open source edition, or a ":" '
                 'inside a key or secret) and leaves the later lines unloaded, so look for '
-                'failed_to_load_bootstrap_file in /var/log/emqx/emqx.log, fix the file and restart EMQX.'
+                'failed_to_load_bootstrap_file in /var/log/emqx/emqx.log.*, fix the file and restart EMQX.'
                 .format('key' if len(self.missing) == 1 else 'keys', ', '.join(self.missing)))
 
         for key in self.wanted:

@@ -71,7 +71,7 @@ notes:
     C(\"), C($), C(`) or C(\\)."
   - An import needs a core node (every node of this collection's deployments is one), and the archive must come from an
     EMQX whose minor version is not newer than the cluster's (an archive of 5.9 does not go into 5.8).
-  - What EMQX logs while it exports or imports goes to its log file, C(/var/log/emqx/emqx.log) for the package.
+  - What EMQX logs while it exports or imports goes to its log file, C(/var/log/emqx/emqx.log.*) for the package.
 seealso:
   - module: iothub.emq.emq_cluster_info
     description: Read the state of the node and the members of its cluster.
@@ -198,7 +198,7 @@ PART_FAILED_RE = re.compile(r'^(?:\[error\] Failed to import built-in database t
 
 TAR_SUFFIX = '.tar.gz'
 META = 'META.hocon'
-EMQX_LOG = '/var/log/emqx/emqx.log'
+EMQX_LOG = '/var/log/emqx/emqx.log.*'
 HOW_TO_CHECK = 'Check the service with "systemctl status emqx" and its log with "journalctl -u emqx".'
 # `emqx ctl` re-runs itself as the emqx user with su -c "<script> \"arg\" ...": these would be read by that shell.
 UNSAFE_CHARS = '"$`\\'

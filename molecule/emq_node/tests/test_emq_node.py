@@ -155,10 +155,16 @@ def test_data_dir(host):
     assert d.mode & 0o007 == 0
 
 
-def test_limits_from_dropin(host):
+def test_limits_follow_the_target_connections(host):
+    # 100000 devices + 25% + 4096 for the node itself, rounded up to 1024 (emq_node_sizing), not 2 per device.
+    assert GROUP_VARS["emq_node_target_connections"] == 100000
     dropin = host.file("/etc/systemd/system/emqx.service.d/10-iothub-emq.conf")
-    assert "LimitNOFILE=1048576" in dropin.content_string
-    assert host.check_output("systemctl show emqx -p LimitNOFILE --value") == "1048576"
+    assert "LimitNOFILE=130048" in dropin.content_string
+    assert host.check_output("systemctl show emqx -p LimitNOFILE --value") == "130048"
+    assert 'max_ports = 130048' in host.file("/etc/emqx/emqx.conf").content_string
+    # EMQX hands node.max_ports to the Erlang VM as +Q in the vm.args it writes at every start.
+    vm_args = host.check_output("ls -t /var/lib/emqx/configs/vm.*.args | head -1")
+    assert "+Q 130048" in host.file(vm_args).content_string.splitlines()
     packaged = host.file("/lib/systemd/system/emqx.service").content_string
     assert "iothub" not in packaged
 
@@ -169,9 +175,30 @@ def test_sysctl_file_is_consistent(host):
         (k.strip(), v.strip())
         for k, v in (line.split("=", 1) for line in conf.splitlines() if "=" in line and not line.startswith("#"))
     )
-    assert int(values["fs.nr_open"]) >= 1048576
+    assert values["fs.nr_open"] == "130048"
+    assert values["fs.file-max"] == "260096"
     assert values["net.core.somaxconn"] == "32768"
     assert "net.ipv4.tcp_tw_reuse" not in values
+
+
+def test_logs_follow_the_variables(host):
+    conf = host.file("/etc/emqx/emqx.conf").content_string
+    for line in ('level = "info"', 'formatter = "json"', 'rotation_size = "64KB"', "rotation_count = 3"):
+        assert line in conf
+    # Erlang's disk_log wrap log: emqx.log.1 .. emqx.log.3, none above 64 KB, no plain emqx.log.
+    files = host.check_output("ls /var/log/emqx").split()
+    data = sorted(f for f in files if f.startswith("emqx.log."))
+    assert "emqx.log.1" in data and set(data) <= {"emqx.log.1", "emqx.log.2", "emqx.log.3", "emqx.log.idx", "emqx.log.siz"}, files
+    for name in data:
+        assert host.file("/var/log/emqx/" + name).size <= 64 * 1024 + 4096, name
+    # JSON lines at info: the listeners' start is logged at info.
+    lines = [json.loads(line) for name in data if name[-1].isdigit()
+             for line in host.file("/var/log/emqx/" + name).content_string.splitlines() if line.strip()]
+    assert any(entry.get("level") == "info" for entry in lines), lines[-5:]
+    # The console handler is off: EMQX wrote nothing of its own to the journal since its last start.
+    invocation = host.check_output("systemctl show emqx -p InvocationID --value")
+    journal = host.check_output("journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=%s" % invocation)
+    assert not [line for line in journal.splitlines() if '"level"' in line or "[info]" in line or "[warning]" in line], journal
 
 
 def test_service_running(host):

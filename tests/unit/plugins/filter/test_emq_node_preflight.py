@@ -45,7 +45,6 @@ BASE = {
     "_emq_node_bind_errors": [],
     "_emq_node_ports": [1883, 8083, 18083, 4370, 5370],
     "_emq_node_tls_missing": [],
-    "_emq_node_nofile": 1048576,
     "emq_node_group": "emq_nodes",
     "emq_node_version": "5.8.9",
     "emq_node_install_source": "repository",
@@ -89,6 +88,14 @@ BASE = {
     "emq_node_target_connections": 1000,
     "emq_node_tuning_enabled": True,
     "emq_node_sysctl_apply": False,
+    "emq_node_open_files": 0,
+    "emq_node_open_files_headroom": 25,
+    "emq_node_log_level": "warning",
+    "emq_node_log_file_enabled": True,
+    "emq_node_log_file_rotation_size": "50MB",
+    "emq_node_log_file_rotation_count": 10,
+    "emq_node_log_console_enabled": False,
+    "emq_node_log_formatter": "text",
     "package_file_stat": {},
     "nr_open": "1048576\n",
     "nginx_lb_hosts": [],
@@ -295,13 +302,28 @@ CASES = [
     ("client-certificates-haproxy-without-ca", dict(CLIENT_CERTIFICATE, haproxy_lb_client_ca_files={"hlb1": "", "hlb2": "/etc/ca.pem"}),
      ("but hlb1 have no haproxy_lb_tls_client_ca_file", "set haproxy_lb_tls_client_ca_file")),
     # the open-file limit
-    ("target-connections-above-nr-open", {"emq_node_target_connections": 600000000, "_emq_node_nofile": 1200000000},
-     ("emq_node_target_connections=600000000 needs LimitNOFILE=1200000000", "fs.nr_open=1048576,",
-      "Lower emq_node_target_connections to 524288 or less")),
+    ("target-connections-above-nr-open", {"emq_node_target_connections": 600000000},
+     ("emq_node_target_connections=600000000 needs LimitNOFILE=750004224", "fs.nr_open=1048576,",
+      "Lower emq_node_target_connections to 835584 or less")),
+    ("open-files-above-nr-open", {"emq_node_open_files": 2097152},
+     ("needs LimitNOFILE=2097152", "fs.nr_open=1048576,", "Lower emq_node_open_files")),
+    ("open-files-below-target", {"emq_node_open_files": 2000}, ("emq_node_open_files=2000 cannot hold emq_node_target_connections=1000",
+                                                                "Write 5096 or more, or 0")),
+    ("open-files-headroom-negative", {"emq_node_open_files_headroom": -5}, ("emq_node_open_files_headroom=-5 is below 0",)),
+    # the logs
+    ("log-level-unknown", {"emq_node_log_level": "warn"}, ("emq_node_log_level=warn is not a level EMQX knows", "warning")),
+    ("log-formatter-unknown", {"emq_node_log_formatter": "logfmt"}, ("emq_node_log_formatter=logfmt", "text or json")),
+    ("log-rotation-count-zero", {"emq_node_log_file_rotation_count": 0}, ("emq_node_log_file_rotation_count=0 is outside 1..128",)),
+    ("log-rotation-count-too-many", {"emq_node_log_file_rotation_count": 129}, ("emq_node_log_file_rotation_count=129",)),
+    ("log-rotation-size-words", {"emq_node_log_file_rotation_size": "50 MB"},
+     ("emq_node_log_file_rotation_size=50 MB is not a size EMQX reads", "infinity")),
+    ("log-nowhere", {"emq_node_log_file_enabled": False, "emq_node_log_console_enabled": False},
+     ("EMQX would log nowhere", "Turn one of them on")),
     ("target-connections-zero", {"emq_node_target_connections": 0}, ("emq_node_target_connections=0", "fs.nr_open")),
     ("target-connections-not-a-number", {"emq_node_target_connections": "many"}, ("emq_node_target_connections=many",)),
-    ("tuning-off-nr-open-low", {"emq_node_tuning_enabled": False, "emq_node_sysctl_apply": True, "nr_open": "524288"},
-     ("LimitNOFILE=1048576", "fs.nr_open=524288", "to 262144 or less")),
+    ("tuning-off-nr-open-low", {"emq_node_tuning_enabled": False, "emq_node_sysctl_apply": True, "nr_open": "524288",
+                                "emq_node_target_connections": 500000},
+     ("LimitNOFILE=629760", "fs.nr_open=524288", "to 416153 or less")),
 ]
 
 
@@ -332,7 +354,7 @@ def test_a_bad_secret_is_never_shown(changes):
 def test_every_problem_at_once_in_the_order_of_the_checks():
     problems = problems_of(distribution_major_version="11", distribution_version="11.9", emq_node_cookie="sh0rtC00k1e",
                            emq_node_discovery="dns", emq_node_firewall_admin_networks=["10.0.0.0/33"],
-                           emq_node_target_connections=600000000, _emq_node_nofile=1200000000)
+                           emq_node_target_connections=600000000)
     assert len(problems) == 5, problems
     for problem, text in zip(problems, ("n1 runs Debian 11.9", "emq_node_cookie must be set", "emq_node_discovery=dns needs emq_node_dns_name",
                                         "emq_node_firewall_admin_networks has 10.0.0.0/33", "emq_node_target_connections=600000000")):

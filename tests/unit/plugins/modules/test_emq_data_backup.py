@@ -31,7 +31,7 @@ STATUS_STARTING = "Node 'emqx@10.0.0.1' 5.8.9 is starting\n"
 NOT_RUNNING = "Node 'emqx@10.0.0.1' not responding to pings.\n"
 
 EXPORT_NAME = 'emqx-export-2025-01-31-02-00-00.123'
-LOG = '/var/log/emqx/emqx.log'
+LOG = '/var/log/emqx/emqx.log.*'
 
 ST = ('status',)
 
@@ -215,7 +215,7 @@ def test_export_failed_with_wrapped_term(emqx, backup_dir):
     assert result['path'] is None
     assert result['msg'] == (
         'EMQX could not export the data: {{badmatch, {{error, "{0}/{1}/mnesia/emqx_acl: no such file or directory"}}}}. '
-        'Nothing was written. See /var/log/emqx/emqx.log on this host (emqx_data_export_failed) for the details.'
+        'Nothing was written. See /var/log/emqx/emqx.log.* on this host (emqx_data_export_failed) for the details.'
     ).format(backup_dir, EXPORT_NAME)
 
 
@@ -236,7 +236,7 @@ def test_export_crash_when_emqx_cannot_write_the_archive(emqx, backup_dir):
     assert result['msg'] == (
         '"emqx ctl data export" printed no result (exit code 1; last line: Exporting data to "{0}/{1}.tar.gz"...). '
         'It started the archive but could not write it: {0} must be writable by the emqx user. '
-        'See /var/log/emqx/emqx.log on this host (ctl_command_crashed) for the details.').format(backup_dir, EXPORT_NAME)
+        'See /var/log/emqx/emqx.log.* on this host (ctl_command_crashed) for the details.').format(backup_dir, EXPORT_NAME)
 
 
 def test_export_dir_missing(emqx, tmp_path):
@@ -351,7 +351,7 @@ def test_import_partly(emqx, backup_dir):
         '[error] Failed to import built-in database table: emqx_authn_mnesia, reason: {{error, {{aborted, {{bad_type, '
         'emqx_authn_mnesia}}}}}}; '
         'Failed to import the following config path: "rule_engine", reason: {{error, {{config_update_crashed, badarg}}}}. '
-        'Some data was written. Look at /var/log/emqx/emqx.log on this host '
+        'Some data was written. Look at /var/log/emqx/emqx.log.* on this host '
         '(failed_to_restore_mnesia_backup, emqx_data_import_failed) for why, fix it and import again.').format(src)
 
 

@@ -111,9 +111,24 @@ def ping(name, cookie):
         return False
 
 
+def is_running(name, cookie):
+    """`nodetool eval 'emqx:is_running()'` (bin/emqx start waits for it): the node answers and EMQX's
+    applications are up (a replicant answers pings long before, while it waits for a core)."""
+    from .cluster import NodeDown
+    try:
+        resp = call(name, cookie, "ping", timeout=5.0)
+    except (NodeDown, OSError, ValueError):
+        return False
+    return resp.get("pong") is True and resp.get("status") == "running" and resp.get("apps", True) is True
+
+
 # ---------------------------------------------------------------------------------------------
 
 def cmd_foreground():
+    # bin/emqx (maybe_log_to_console/0): foreground and console, not the daemon `start`, make the console the
+    # default log handler unless the environment names one (the package's unit: file) or EMQX_LOG__TO=default.
+    if os.environ.get("_EMQX_START_MODE") != "start" and os.environ.get("EMQX_LOG__TO") != "default":
+        os.environ.setdefault("EMQX_DEFAULT_LOG_HANDLER", "console")
     conf = load_boot_config()
     if conf is None:
         return 1
@@ -145,7 +160,7 @@ def cmd_start(args):
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        if ping(name, cookie):
+        if is_running(name, cookie):
             print("EMQX %s is started successfully!" % VERSION)
             return 0
         time.sleep(0.2)

@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import random
 import re
 import resource
 import secrets
@@ -128,14 +129,13 @@ class Log:
 
     def configure(self, conf, foreground):
         lc = conf["log"]["console"]
-        self.console = bool(lc.get("enable")) or (
-            foreground and os.environ.get("EMQX_LOG__CONSOLE_HANDLER__ENABLE", "true") != "false")
+        self.console = bool(lc.get("enable"))
         self.console_level = level_no(lc.get("level", "warning"))
         self.console_format = lc.get("formatter", "text")
         lf = conf["log"]["file"]
         if isinstance(lf, dict) and "path" not in lf:       # map of named handlers
             lf = lf.get("default") or next(iter(lf.values()), {"enable": False})
-        if lf.get("enable", True):
+        if lf.get("enable"):
             path = schema.interpolate_env(lf.get("path") or "${EMQX_LOG_DIR}/emqx.log")
             try:
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -248,6 +248,10 @@ class BootError(Exception):
     pass
 
 
+class StoppedDuringBoot(Exception):
+    """`emqx stop` (or SIGTERM) while the boot was still waiting (a replicant waiting for a core)."""
+
+
 class Node:
     def __init__(self, conf, etc_dir, foreground=True):
         self.conf = conf
@@ -266,6 +270,11 @@ class Node:
         self.started_at = time.time()
         self._stop = None
         self.exit_code = 0
+        # emqx:is_running/0: EMQX's applications are up (false while booting, and on a replicant whose
+        # applications mria stopped for a join or a leave until a core's shards are up again)
+        self.apps_running = False
+        self._apps_restart = None
+        self._retainer_gc = None
 
     # ------------------------------------------------------------------ boot
     async def run(self):
@@ -282,6 +291,10 @@ class Node:
                      % ",".join(self.conf.unknown_roots))
         try:
             await self._boot()
+        except StoppedDuringBoot:
+            self.log("warning", "EMQX %s is stopping" % VERSION)
+            await self._shutdown()
+            return self.exit_code
         except BootError as e:
             self.log("critical", str(e))
             await self._shutdown()
@@ -352,6 +365,9 @@ class Node:
             await self.cluster.start_ekka()
         except RuntimeError as e:
             raise BootError("{application_start_failure,emqx_machine,...}: ekka did not start: %s" % e)
+        if self.cluster.role == "replicant":
+            await self._boot_replicant()
+            return
         self._ensure_default_user()
         self._load_bootstrap_keys()
         self._init_access_control()
@@ -381,6 +397,186 @@ class Node:
             raise BootError(str(e))
         if self.retainer.enabled and self.retainer.clear_interval > 0:
             self._retainer_gc = asyncio.ensure_future(self._retainer_gc_loop())
+        self.apps_running = True
+
+    # ------------------------------------------------------------------ replicant boot
+    async def _until_stopped(self, coro):
+        """Await `coro`, or raise StoppedDuringBoot when a stop is requested first."""
+        task = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task not in done:
+            task.cancel()
+            raise StoppedDuringBoot()
+        return task.result()
+
+    async def _boot_replicant(self):
+        """A replicant boots as EMQX's does: the Erlang node, mria and ekka are up (`emqx ping` answers,
+        `emqx ctl` works, `ctl status` says starting) while emqx_machine_boot:post_boot/0 starts the
+        applications; the first one, emqx_conf (emqx_conf_app:start/2), waits for its tables, i.e. for a
+        core's shards (forever if there is none), then copies the cluster config from a core
+        (sync_cluster_conf/0: a replicant never boots without it). No listener, no dashboard before."""
+        self.cluster.rlb.on_shards_up = self._on_shards_up
+        try:
+            await self.cluster.start_replicant()
+        except RuntimeError as e:
+            raise BootError(str(e))
+        await self._until_stopped(self.cluster.rlb.shards_up.wait())
+        await self._until_stopped(self._sync_cluster_conf())
+        await self._start_apps()
+
+    async def _start_apps(self):
+        """emqx_machine_boot:ensure_apps_started/0 on a replicant (its first boot, and after mria restarted
+        for a join or a leave): every application from the current config."""
+        from .broker import Broker
+        from .retainer import Retainer
+        from .api import ApiServer
+        conf = self.conf
+        self._ensure_default_user()
+        self._load_bootstrap_keys()
+        self._init_access_control()
+        self.broker = Broker(self.name, self.broker_listeners(), self.broker_mqtt(), self.cluster.forward, self.log)
+        self.broker.authn = self.authn
+        self.broker.authz = self.authz
+        self.broker.durable = self._durable_store(conf)
+        self.retainer = Retainer(conf["retainer"], self.log, disc_dir=self.cluster.state_dir)
+        self.retainer.replicate = self.cluster.replicate_retained
+        self.broker.retainer = self.retainer
+        await self.cluster.copy_retained(prefer=self.cluster.rlb.upstream)
+        try:
+            await self.broker.start()
+        except Exception as e:
+            raise BootError("failed_to_start_listeners: %s" % (e,))
+        self.api = ApiServer(self)
+        try:
+            await self.api.start()
+        except Exception as e:
+            raise BootError("failed_to_start_dashboard_listener: %s" % (e,))
+        if self.retainer.enabled and self.retainer.clear_interval > 0:
+            self._retainer_gc = asyncio.ensure_future(self._retainer_gc_loop())
+        self.apps_running = True
+
+    async def stop_apps_for_mria_restart(self):
+        """emqx_machine_boot:stop_apps/0, the stop callback of a mria restart (join, leave): listeners,
+        dashboard and sessions go; they come back when the applications start again."""
+        if self._apps_restart is not None:
+            self._apps_restart.cancel()
+            self._apps_restart = None
+        if not self.apps_running:
+            return
+        self.log("notice", "msg: stopping_emqx_apps")
+        self.apps_running = False
+        if self._retainer_gc is not None:
+            self._retainer_gc.cancel()
+            self._retainer_gc = None
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+        if self.broker is not None:
+            try:
+                await self.broker.stop()
+            except Exception:
+                pass
+            self.broker = None
+        if self.retainer is not None:
+            self.retainer.close()
+            self.retainer = None
+
+    def _on_shards_up(self):
+        """mria_sup post_init: once a core's shards are up after a mria restart, the start callback
+        starts the applications again (at the first boot _boot_replicant does it)."""
+        if self.status == "running" and not self.apps_running and self._apps_restart is None:
+            self._apps_restart = asyncio.ensure_future(self._restart_apps())
+
+    async def _restart_apps(self):
+        try:
+            self.log("notice", "msg: (re)starting_emqx_apps")
+            await self._sync_cluster_conf()
+            await self._start_apps()
+        except BootError as e:
+            self.log("critical", str(e))
+            self.exit_code = 1
+            self.request_stop()
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self._apps_restart = None
+
+    async def _sync_cluster_conf(self):
+        """emqx_conf_app:sync_cluster_conf/0 on a replicant: ask every core (mria:cluster_nodes(cores));
+        none ready: warning sync_cluster_conf_retry and again in 10-12 s; cores running a newer
+        release are skipped (all of them: warning all_available_nodes_running_newer_version, no copy);
+        else the one with the longest uptime (the stand-in has no cluster_rpc tnx_id) gives its
+        cluster.hocon (emqx_config:save_to_override_conf/3: written with EMQX's header, the previous
+        file kept as .bak) and its data_dir authz/ and certs/ files (sync_data_from_node/1); the
+        config is then loaded again (emqx_config:init_load/1)."""
+        from . import rlog
+        from .cluster import NodeDown
+        while True:
+            nodes = [n for n in self.cluster.core_nodes() if n != self.name]
+            if not nodes:
+                self.log("info", "msg: skip_sync_cluster_conf, reason: This is a single node, or the first "
+                         "node in the cluster")
+                return
+
+            async def one(n):
+                try:
+                    return n, await self.cluster._call(n, "conf_sync", timeout=15.0)
+                except (NodeDown, RuntimeError) as e:
+                    return n, {"failed": str(e)}
+            results = await asyncio.gather(*(one(n) for n in nodes))
+            ready = [(n, r) for n, r in results if r.get("ok")]
+            not_ready = [n for n, r in results if not r.get("ok")]
+            if not_ready:
+                self.log("warning", "msg: cluster_config_fetch_failures, peer_nodes: %s, self_node: %s, "
+                         "failed_nodes: %s" % (erlfmt.term_list(nodes), erlfmt.atom(self.name),
+                                               erlfmt.term_list(not_ready)))
+            if ready:
+                break
+            delay = rlog.CONF_SYNC_DELAY + random.uniform(0.001, rlog.CONF_SYNC_JITTER)
+            self.log("warning", "msg: sync_cluster_conf_retry, peer_nodes: %s, self_node: %s, role: replicant, "
+                     "explain: Cannot boot alone due to potentially stale data. Will try sync cluster config "
+                     "again after delay, delay: %d" % (erlfmt.term_list(nodes), erlfmt.atom(self.name),
+                                                       int(delay * 1000)))
+            await asyncio.sleep(delay)
+        usable = [(n, r) for n, r in ready if rlog.is_older_or_same_version(r.get("release", ""))]
+        if not usable:
+            self.log("warning", "msg: all_available_nodes_running_newer_version, explain: Booting this node "
+                     "without syncing cluster config from core nodes because other nodes are running a newer "
+                     "version, versions: [%s]" % ",".join('#{node => %s,version => "%s"}'
+                                                         % (erlfmt.atom(n), r.get("release")) for n, r in ready))
+            return
+        node, info = sorted(usable, key=lambda x: -int(x[1].get("wall_clock", 0)))[0]
+        from .backup import write_cluster_hocon_raw
+        write_cluster_hocon_raw(self, info.get("conf") or {})
+        rlog.write_data_files(self.data_dir, info.get("files") or {})
+        self.log("info", "msg: sync_cluster_conf_success, synced_from_node: %s, local_release: %s, "
+                 "remote_release: %s, data_dir: %s" % (erlfmt.atom(node), rlog.release_with_prefix(),
+                                                       info.get("release"), self.data_dir))
+        try:
+            self.conf = schema.load_config(self.etc_dir)
+        except schema.ConfigError as e:
+            # init_load/1 crashes: emqx_conf_app logs failed_to_load_config and the node exits 1
+            raise BootError("msg: failed_to_load_config, reason: %s" % e.describe())
+
+    def conf_sync_info(self):
+        """emqx_conf_app:get_override_config_file/0 and sync_data_from_node/0, for a replicant."""
+        from . import hocon, rlog
+        if self.status != "running":
+            return {"ok": False, "msg": "init_conf_load_not_done"}
+        path = os.path.join(self.data_dir, "configs", "cluster.hocon")
+        conf = {}
+        if os.path.exists(path):
+            try:
+                conf = hocon.parse_file(path, include_dirs=[os.path.dirname(path)])
+            except hocon.HoconError:
+                conf = {}
+        return {"ok": True, "conf": conf, "release": rlog.release_with_prefix(),
+                "wall_clock": int((time.time() - self.started_at) * 1000),
+                "files": rlog.collect_data_files(self.data_dir)}
 
     def _durable_store(self, conf):
         """durable_sessions.enable (read once at boot: emqx_persistent_message:init/0; a hot update is refused)
@@ -404,7 +600,8 @@ class Node:
         first of the sorted running core nodes (is_responsible/0)."""
         while True:
             await asyncio.sleep(self.retainer.clear_interval / 1000.0)
-            if self.cluster and self.cluster.running_nodes()[0] == self.name:
+            cores = self.cluster.running_core_nodes() if self.cluster else []
+            if cores and cores[0] == self.name:
                 complete, n = self.retainer.clear_expired(limit=self.retainer.clear_limit)
                 self.log("debug", "msg: emqx_retainer_cleared_expired, complete: %s, n_cleared: %d"
                          % ("true" if complete else "false", n))
@@ -413,6 +610,8 @@ class Node:
         gc = getattr(self, "_retainer_gc", None)
         if gc is not None:
             gc.cancel()
+        if self._apps_restart is not None:
+            self._apps_restart.cancel()
         if self.api:
             try:
                 await self.api.stop()
@@ -592,7 +791,7 @@ class Node:
             "node_status": "running",
             "version": VERSION,
             "edition": "Enterprise" if EDITION == "enterprise" else "Opensource",
-            "role": self.conf["node"]["role"],
+            "role": self.cluster.role if self.cluster else self.conf["node"]["role"],   # mria_rlog:role()
             "connections": len(clients),
             "live_connections": sum(1 for c in clients if c.get("connected", True)),
             "cluster_sessions": len(clients),
@@ -613,12 +812,22 @@ class Node:
         op = req.get("op")
         c = self.cluster
         if op == "ping":
-            return {"pong": True, "status": self.status}
+            return {"pong": True, "status": self.status, "apps": self.apps_running}
         if op == "heartbeat":
             return c.handle_heartbeat(req.get("state") or {}, peer)
         if op == "get_state":
-            return {"status": self.status, "state": c.export(), "role": self.conf["node"]["role"],
+            return {"status": self.status, "state": c.export(), "role": c.role,
+                    "mria_running": self.status != "stopping" and (c.role == "replicant" or self.status == "running"),
                     "license_refused": self.license_refusal(req)}
+        if op == "lb_info":       # mria_lb:lb_callback/0
+            return c.lb_info()
+        if op == "db_nodes":      # mria_mnesia:db_nodes/0 (a replicant's own Mnesia: itself)
+            return {"db_nodes": c.members_in() if c.role == "core" else [self.name]}
+        if op == "member_leaving":   # mria_membership {leaving, Node}
+            c.mark_leaving(req.get("node"), req.get("guid"))
+            return {"result": "ok"}
+        if op == "conf_sync":     # emqx_conf_app:get_override_config_file/0 + sync_data_from_node/0
+            return self.conf_sync_info()
         if op == "join_request":
             refusal = self.license_refusal(req)
             if refusal:
@@ -743,6 +952,10 @@ class Node:
         if len(args) == 2 and args[0] == "join":
             r = await c.join(parse_name(args[1], self.name))
             if r == "ok":
+                # emqx_mgmt_cli: `mria_rlog:role() =:= core andalso cluster(["status"])`: a replicant
+                # prints no status after a join
+                if c.role == "replicant":
+                    return "Join the cluster successfully.\n"
                 return "Join the cluster successfully.\n" + self._cluster_status()
             if r == "ignore":
                 return "Ignore.\n"
@@ -750,7 +963,10 @@ class Node:
         if args == ["leave"]:
             out = ""
             if c.autocluster_enabled:
+                # ekka:disable_autocluster/0: cluster_enable false, mria core node discovery off,
+                # ekka_autocluster stopped
                 c.autocluster_enabled = False
+                c.core_discovery = False
                 if c.autocluster_task:
                     c.autocluster_task.cancel()
                 out += ("Automatic cluster discovery is disabled on this node: %s to avoid re-joining the same "
@@ -772,9 +988,14 @@ class Node:
         if args == ["status", "--json"]:
             return erlfmt.cluster_status_json(c.running_nodes(), c.stopped_nodes())
         if args == ["discovery", "enable"]:
-            if not c.autocluster_enabled and self.conf["cluster"]["discovery_strategy"] not in ("manual", "singleton"):
+            # ekka:enable_autocluster/0 (cluster_enable true, mria core node discovery on), then
+            # ekka:autocluster(emqx): the loop runs on a core with a strategy, and only if not running
+            c.core_discovery = True
+            strategy = self.conf["cluster"]["discovery_strategy"]
+            if strategy not in ("manual", "singleton"):
                 c.autocluster_enabled = True
-                c.autocluster_task = asyncio.ensure_future(c._autocluster())
+                if c.role == "core" and (c.autocluster_task is None or c.autocluster_task.done()):
+                    c.autocluster_task = asyncio.ensure_future(c._autocluster())
             return "Automatic cluster discovery enabled.\n"
         return usage(CLUSTER_USAGE)
 

@@ -18,6 +18,14 @@ from . import hocon
 NODEFAULT = object()
 
 
+class ErlString(str):
+    """A reason that EMQX's validator throws as a string: printed quoted, as ~0p prints it."""
+
+
+class ErlAtom(str):
+    """A value hocon has converted to an atom (an enum symbol): printed bare."""
+
+
 def _edition_name():
     from . import EDITION
     return EDITION
@@ -47,7 +55,8 @@ class ConfigError(Exception):
         if self.reason == "syntax_error":
             where = self.filename or "config"
             return "failed_to_parse_config: %s line %s: %s" % (where, self.line, self.value)
-        parts = ["kind => validation_error", 'path => "%s"' % self.path, "reason => %s" % self.reason]
+        reason = '"%s"' % self.reason if isinstance(self.reason, ErlString) else self.reason
+        parts = ["kind => validation_error", 'path => "%s"' % self.path, "reason => %s" % reason]
         if self.unknown:
             parts.append('unknown => <<"%s">>' % self.unknown)
         if self.value is not NODEFAULT:
@@ -56,6 +65,8 @@ class ConfigError(Exception):
 
 
 def _show(v):
+    if isinstance(v, ErlAtom):
+        return str(v)
     if isinstance(v, str):
         return '"%s"' % v
     if v is True:
@@ -474,7 +485,7 @@ class Obj(T):
             if name in v:
                 out[name] = f.type(v[name], sub)
             elif f.default is not NODEFAULT:
-                d = f.default
+                d = f.default() if callable(f.default) else f.default
                 out[name] = f.type(_copy(d), sub) if d is not None else None
             elif isinstance(f.type, Obj):
                 out[name] = f.type({}, sub)
@@ -860,7 +871,21 @@ _LOG_COMMON = {
     "with_mfa": F(BOOL),
 }
 _LOG_ALIASES = {"format": "formatter"}
-LOG_CONSOLE = Obj(dict(_LOG_COMMON, enable=F(BOOL, False)), aliases=_LOG_ALIASES)
+
+
+def _console_enabled_by_default():
+    """emqx_conf_schema.erl log_handler_common_confs/2: the console handler's `enable` defaults to whether
+    EMQX_DEFAULT_LOG_HANDLER is console or both (bin/emqx sets it to console for foreground/console when it is
+    unset; the package's unit sets it to file)."""
+    return os.environ.get("EMQX_DEFAULT_LOG_HANDLER") in ("console", "both")
+
+
+def _file_enabled_by_default():
+    """The same for the file handler: file, both, "" or unset (os:getenv/1 gives false)."""
+    return os.environ.get("EMQX_DEFAULT_LOG_HANDLER") in (None, "file", "both", "")
+
+
+LOG_CONSOLE = Obj(dict(_LOG_COMMON, enable=F(BOOL, _console_enabled_by_default)), aliases=_LOG_ALIASES)
 
 
 class RotationCount(Int):
@@ -876,7 +901,7 @@ class RotationCount(Int):
 
 
 LOG_FILE_HANDLER = Obj(dict(
-    _LOG_COMMON, enable=F(BOOL, True),
+    _LOG_COMMON, enable=F(BOOL, _file_enabled_by_default),
     path=F(FilePath(), "${EMQX_LOG_DIR}/emqx.log"),
     rotation_count=F(RotationCount(1, 128), 10),
     rotation_size=F(Bytesize(allow_infinity=True), "50MB"),
@@ -1267,10 +1292,13 @@ def check(raw):
 
 def validate_node_role(conf):
     """emqx_conf_schema:validate_node_role/1 (node.role validator): the open-source 5.8 build
-    knows only `core`."""
+    knows only `core` (node_role_symbols/0: [core] plus the enterprise schema's injection, replicant).
+    hocon_tconf runs the field's own validator before the enum check, on the value converted to an
+    existing atom, so the open-source build refuses `replicant` with the validator's thrown string:
+    #{kind => validation_error,path => "node.role",reason => "Node role ...",value => replicant}."""
     if conf["node"]["role"] == "replicant" and _edition_name() != "enterprise":
-        raise ConfigError("node.role", "Node role 'replicant' is only allowed in Enterprise edition since 5.8.0",
-                          "replicant")
+        raise ConfigError("node.role", ErlString("Node role 'replicant' is only allowed in Enterprise edition "
+                                                 "since 5.8.0"), ErlAtom("replicant"))
 
 
 def validate_cluster_strategy(conf):

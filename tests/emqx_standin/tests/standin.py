@@ -120,6 +120,7 @@ listeners.ws.default.bind = "%(host)s:8083"
 listeners.wss.default = marked_for_deletion
 dashboard.listeners.http.bind = "%(host)s:18083"
 api_key.bootstrap_file = "%(keyfile)s"
+log.file.enable = true
 log.file.level = info
 """ % dict(name=self.name, cookie=cookie, data=self.data, discovery=discovery, seeds=seeds_s,
                 host=host, keyfile=self.keyfile)

@@ -78,3 +78,21 @@ def test_level_filters_what_is_written(root):
     finally:
         node.stop()
     assert "[info]" not in node.logtext() and "[debug]" not in node.logtext()
+
+
+def test_under_the_unit_the_console_is_off_unless_enabled(root):
+    """bin/emqx maybe_log_to_console/0 and emqx_conf_schema.erl log_handler_common_confs/2: the unit's
+    EMQX_DEFAULT_LOG_HANDLER=file leaves the console handler off and the file handler on by default;
+    foreground without it makes the console the default and the file handler off."""
+    unit = standin.StandinNode(root, standin.next_host(), extra="")
+    unit.start(env={"EMQX_DEFAULT_LOG_HANDLER": "file"})
+    unit.stop()
+    assert "[info]" not in unit.console() and "[info]" in unit.logtext()
+    bare = standin.StandinNode(root, standin.next_host(), extra="log.file.enable = false\n")
+    bare.start()
+    bare.stop()
+    assert "[info]" in bare.console() or "[warning]" in bare.console() or "[notice]" in bare.console()
+    console = standin.StandinNode(root, standin.next_host(), extra="log.console { enable = true, level = info }\n")
+    console.start(env={"EMQX_DEFAULT_LOG_HANDLER": "file"})
+    console.stop()
+    assert "[info]" in console.console()

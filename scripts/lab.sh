@@ -34,13 +34,14 @@ SECRETS
       grep -q "^$secret:" "$state/secrets.yml" \
         || (umask 077 && echo "$secret: \"$(openssl rand -hex 12)\"" >> "$state/secrets.yml")
     done
-    echo "==> creating the lab containers (3 EMQX nodes, HAProxy, NGINX)"
+    echo "==> creating the lab containers (3 EMQX nodes, HAProxy, NGINX, Prometheus)"
     playbook "$shared/create.yml" -i localhost, -c local -e "ansible_python_interpreter=$controller_python" \
       -e @scripts/lab-platforms.yml -e "molecule_instance_config=$state/instances.yml"
     playbook "$shared/prepare.yml" -i inventories/lab
     echo "==> running site.yml against the lab"
     playbook site.yml -i inventories/lab -e "@$state/secrets.yml" "$@"
     echo "==> lab ready: the dashboard of node 1 is http://172.30.10.11:18083 (user admin, password in .lab/secrets.yml)"
+    echo "==> Prometheus: http://172.30.10.30:9090 (targets: /targets, alerts: /alerts)"
     ;;
   down)
     if docker info >/dev/null 2>&1; then

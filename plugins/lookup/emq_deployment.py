@@ -163,6 +163,13 @@ _raw:
           description: URL of C(/status).
           type: str
           sample: http://192.168.0.2:18083/status
+        target_connections:
+          description: The connections the node is sized for (C(emq_node_target_connections)).
+          type: int
+          sample: 1000000
+        metrics:
+          description: Where Prometheus scrapes the node, C(scheme), C(target) (host:port) and C(path) (C(/api/v5/prometheus/stats)).
+          type: dict
         cli_path:
           description: Path of the C(emqx) command on the node (C(emq_cluster_cli_path)).
           type: str
@@ -283,6 +290,12 @@ _raw:
         servers:
           description: Server names by node inventory name (HAProxy writes one per source address).
           type: dict
+        metrics:
+          description:
+            - Where Prometheus scrapes this load balancer, or V(null) when it serves no metrics. C(scheme), C(target)
+              (host:port), C(path), and C(basic_auth_user) (HAProxy's C(haproxy_lb_stats_user) when the metrics are on
+              the stats listener; the password is not read).
+          type: dict
         vip:
           description:
             - The floating address this load balancer holds with others (role C(iothub.emq.lb_vip)), or V(null) when its
@@ -292,6 +305,11 @@ _raw:
               address), C(check_ports) (C(lb_vip_check_ports), else the load balancer's device ports), C(advert_interval),
               C(preempt), C(unicast), C(firewall).
           type: dict
+    monitors:
+      description: The monitoring hosts (group C(prometheus), role C(iothub.emq.prometheus)) with C(host), C(address)
+        (C(prometheus_listen_address)) and C(url); the nodes' firewall lets them reach the dashboard port.
+      type: list
+      elements: dict
     vips:
       description:
         - One entry per floating address (C(lb_vip_address)) of the load balancers, with what is wrong with it.

@@ -31,7 +31,9 @@ EMQX_CONF_DIR = '/etc/emqx'  # emq_node's _emq_node_conf_dir (the package's; a u
 NGINX_SERVICE = 'nginx'  # nginx_lb's _nginx_lb_service
 # Roles whose defaults describe a host, in the order their files are read (no two share a variable name).
 # _lb_common holds the defaults the load-balancer roles hand on to it (<kind>_x -> _lb_common_x).
-ROLES = ('emq_node', 'emq_cluster', 'haproxy_lb', 'nginx_lb', '_lb_common', 'lb_vip')
+ROLES = ('emq_node', 'emq_cluster', 'haproxy_lb', 'nginx_lb', '_lb_common', 'lb_vip', 'prometheus')
+# The monitoring hosts' inventory group (the prometheus role).
+MONITOR_GROUP = 'prometheus'
 LB_COMMON_PREFIX = '_lb_common_'
 # Constants of the roles that are not variables: the HAProxy backends (haproxy.cfg.j2) and NGINX
 # upstreams (nginx_lb's _nginx_lb_upstreams), each with the node port it forwards to; the WebSocket path
@@ -264,6 +266,11 @@ def node_entry(get, host):
         dashboard_port=dashboard_port,
         dashboard_host=dashboard_host,
         status_url='http://%s:%d/status' % (url_host(dashboard_host), dashboard_port),
+        # EMQX's Prometheus endpoint on the dashboard listener (apps/emqx_prometheus/src/emqx_prometheus_api.erl).
+        # What the node is sized for (emq_node_sizing; the prometheus role warns near it).
+        target_connections=h.integer('emq_node_target_connections'),
+        metrics=dict(scheme='http', target='%s:%d' % (url_host(dashboard_host), dashboard_port),
+                     path='/api/v5/prometheus/stats'),
         cli_path=h.text('emq_cluster_cli_path'),
         authz_topic_prefix=str(prefix) if prefix is not MISSING else h.text('emq_node_authz_topic_prefix'),
         # What a backup takes besides EMQX's own export (playbooks/backup.yml, restore.yml).
@@ -352,6 +359,7 @@ def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
         host=host,
         kind=kind,
         address=address,
+        metrics=lb_metrics(h, kind),
         mqtts_port=mqtts_port,
         wss_enabled=wss_enabled,
         wss_port=wss_port,
@@ -369,6 +377,37 @@ def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
         backend_endpoints=backend_endpoints,
         servers=servers,
     )
+
+
+def lb_metrics(h, kind):
+    """Where Prometheus scrapes a load balancer: HAProxy's built-in exporter (on the stats listener behind its
+    user and password, or on a listener of its own without them), NGINX's exporter on the load balancer; None
+    when it serves none. The password is never read here: the prometheus role takes it from the host's variables."""
+    if kind == 'haproxy_lb':
+        if not h.flag('haproxy_lb_prometheus_enabled'):
+            return None
+        path = h.text('haproxy_lb_prometheus_path')
+        separate = h.text('haproxy_lb_prometheus_bind_address')
+        if separate:
+            return dict(scheme='http', target='%s:%d' % (url_host(separate), h.integer('haproxy_lb_prometheus_port')),
+                        path=path, basic_auth_user=None)
+        if not h.flag('haproxy_lb_stats_enabled'):
+            return None
+        return dict(scheme='http', target='%s:%d' % (url_host(h.text('haproxy_lb_stats_bind_address')),
+                                                     h.integer('haproxy_lb_stats_port')),
+                    path=path, basic_auth_user=h.text('haproxy_lb_stats_user'))
+    if not (h.flag('nginx_lb_exporter_enabled') and h.flag('nginx_lb_status_enabled')):
+        return None
+    return dict(scheme='http', target='%s:%d' % (url_host(h.text('nginx_lb_exporter_bind_address')),
+                                                 h.integer('nginx_lb_exporter_port')),
+                path='/metrics', basic_auth_user=None)
+
+
+def monitor_entry(get, host):
+    """A monitoring host (the prometheus role): where it listens, and so where its scrapes come from."""
+    h = _Host(get, host)
+    address = h.text('prometheus_listen_address')
+    return dict(host=host, address=address, url='http://%s:%d' % (url_host(address), h.integer('prometheus_port')))
 
 
 # ---- floating addresses (the lb_vip role) ---------------------------------------------------------
@@ -590,9 +629,11 @@ def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load
 
     remaining = [node for node in nodes if not node['removed']]
     vips = floating_addresses(get, groups, lbs, nodes)
+    monitors = [monitor_entry(get, host) for host in groups.get(MONITOR_GROUP) or []]
     return dict(
         nodes=nodes,
         lbs=lbs,
+        monitors=monitors,
         vips=vips,
         vip_by_address=dict((vip['address'], vip) for vip in vips),
         node_by_host=nodes_by_host,

@@ -189,6 +189,22 @@ def test_status_page_refuses_hosts_not_allowed(path):
     assert _status_from_controller(path)[0] == 403
 
 
+def test_the_prometheus_exporter_serves_nginx_metrics_on_the_private_address():
+    lb = _host(LB)
+    listening = lb.socket.get_listening_sockets()
+    assert "tcp://%s:9113" % LB_IP in listening and "tcp://0.0.0.0:9113" not in listening, listening
+    assert lb.service("prometheus-nginx-exporter").is_enabled
+    device = _device("mqtts")
+    try:
+        with urllib.request.urlopen("http://%s:9113/metrics" % LB_IP, timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        device.close()
+    # It reads the status page (which answers the LB itself): NGINX is up, and the device is counted.
+    assert re.search(r"^nginx_up 1$", text, re.M), text[-2000:]
+    assert int(float(re.search(r"^nginx_connections_active (\S+)$", text, re.M).group(1))) >= 2, text[-2000:]
+
+
 def test_no_secret_in_ansible_output():
     log = (EPHEMERAL / "ansible.log").read_text()
     assert "Lab CA for clients" in log  # the log is the one the converge wrote

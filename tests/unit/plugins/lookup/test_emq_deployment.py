@@ -62,6 +62,7 @@ DEFAULTS = {
     'emq_node_secrets_dir': '/etc/emqx-secrets',
     'emq_node_api_key_file': '/etc/emqx-secrets/api_keys',
     'emq_cluster_cli_path': '/usr/bin/emqx',
+    'emq_node_target_connections': 1000000,
     '_lb_common_backend_group': 'emq_nodes',
     '_lb_common_tls_lab_ca_dir': '{{ inventory_dir }}/.lab-ca',
 }
@@ -72,6 +73,11 @@ for _kind in shape.LB_KINDS:
         'tls_source': 'files', 'private_address': '{{ ansible_host }}'}.items()})
 DEFAULTS.update(haproxy_lb_backend_check_port=18083, haproxy_lb_admin_socket='/run/haproxy/admin.sock',
                 haproxy_lb_source_addresses=[])
+DEFAULTS.update(haproxy_lb_prometheus_enabled=True, haproxy_lb_prometheus_path='/metrics', haproxy_lb_prometheus_bind_address='',
+                haproxy_lb_prometheus_port=8405, haproxy_lb_stats_enabled=True, haproxy_lb_stats_port=8404,
+                haproxy_lb_stats_bind_address='{{ ansible_host }}', haproxy_lb_stats_user='',
+                nginx_lb_status_enabled=True, nginx_lb_exporter_enabled=True, nginx_lb_exporter_port=9113,
+                nginx_lb_exporter_bind_address='{{ ansible_host }}')
 
 NODES = {'emqx-1': {'emq_node_cluster_address': '10.0.0.1'},
          'emqx-2': {'emq_node_cluster_address': '10.0.0.2'},
@@ -544,3 +550,23 @@ def test_no_vip_without_the_address():
     d = shape.deployment(GROUPS, _getter(hostvars, VIP_DEFAULTS))
     assert d['vips'] == [] and d['vip_by_address'] == {}
     assert all(lb['vip'] is None for lb in d['lbs'])
+
+
+# ---- where Prometheus scrapes ----------------------------------------------------------------------
+
+def test_metrics_endpoints_of_nodes_and_load_balancers():
+    d = _deployment(dict(NODES, **{'lb-1': dict(LBS['lb-1'], haproxy_lb_stats_user='ops'), 'lb-2': LBS['lb-2']}))
+    assert d['nodes'][0]['metrics'] == {'scheme': 'http', 'target': '10.0.0.1:18083', 'path': '/api/v5/prometheus/stats'}
+    haproxy, nginx = d['lbs']
+    assert haproxy['metrics'] == {'scheme': 'http', 'target': '10.0.0.10:8404', 'path': '/metrics', 'basic_auth_user': 'ops'}
+    assert nginx['metrics'] == {'scheme': 'http', 'target': '10.0.0.11:9113', 'path': '/metrics', 'basic_auth_user': None}
+
+
+def test_metrics_on_a_listener_of_their_own_or_none():
+    own = dict(LBS['lb-1'], haproxy_lb_prometheus_bind_address='10.9.0.5')
+    off = dict(LBS['lb-2'], nginx_lb_exporter_enabled=False)
+    d = _deployment(dict(NODES, **{'lb-1': own, 'lb-2': off}))
+    assert d['lbs'][0]['metrics'] == {'scheme': 'http', 'target': '10.9.0.5:8405', 'path': '/metrics', 'basic_auth_user': None}
+    assert d['lbs'][1]['metrics'] is None
+    no_stats = dict(LBS['lb-1'], haproxy_lb_stats_enabled=False)
+    assert _deployment(dict(NODES, **{'lb-1': no_stats, 'lb-2': LBS['lb-2']}))['lbs'][0]['metrics'] is None

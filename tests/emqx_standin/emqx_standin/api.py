@@ -48,6 +48,7 @@ class Request:
         self.path = urllib.parse.unquote(parsed.path)
         self.raw_path = parsed.path
         self.query = dict(urllib.parse.parse_qsl(parsed.query))
+        self.raw_query = parsed.query
         self.headers = headers
         self.body = body
         self.peer = peer
@@ -210,6 +211,7 @@ class ApiServer:
         ("authentication/{}/import_users", {"POST"}, None),
         ("rules", {"GET", "POST"}, None),
         ("rules/{}", {"GET", "DELETE"}, None),
+        ("prometheus/stats", {"GET"}, None),
     ]
 
     def _route(self, parts):
@@ -244,6 +246,9 @@ class ApiServer:
             return self.status(req)
         if pattern == "login":
             return self.login(req)
+        from . import prometheus     # emqx_prometheus_api.erl: security => [] unless enable_basic_auth
+        if pattern == "prometheus/stats" and not prometheus.basic_auth_enabled(self.node):
+            return await prometheus.stats(self, req)
         who, err = self.authenticate(req, refused)
         if err:
             return err
@@ -290,6 +295,8 @@ class ApiServer:
             return _json(200, self.listeners())
         if pattern == "publish":
             return self.publish(req)
+        if pattern == "prometheus/stats":
+            return await prometheus.stats(self, req)
         if pattern.startswith("rules"):
             from . import rules_api
             return await rules_api.handle(self.node, req, method, pattern, parts)
@@ -489,18 +496,23 @@ class ApiServer:
             conn.close()
 
     async def nodes(self):
+        """emqx_mgmt:list_nodes/0: node_info of every running node (mria:running_nodes/0, sorted: cores
+        and replicants, `role` core|replicant), then the stopped ones (cluster_nodes(stopped): cores only)
+        as {node, node_status: stopped, role: core}. A running node whose node_info call fails is left
+        out (the list comprehension's pattern drops the error)."""
         c = self.node.cluster
-        out = [self.node.node_info()]
 
         async def one(p):
+            if p == self.node.name:
+                return self.node.node_info()
             try:
                 return (await self._peer_call(p, "node_info"))["info"]
             except (NodeDown, RuntimeError, KeyError):
-                return {"node": p, "node_status": "stopped", "role": "core"}
-        running_peers = [p for p in c.peers() if c.is_up(p)]
-        out += await asyncio.gather(*(one(p) for p in running_peers))
+                return None
+        running = await asyncio.gather(*(one(p) for p in c.running_nodes()))
+        out = [i for i in running if i is not None]
         out += [{"node": p, "node_status": "stopped", "role": "core"} for p in c.stopped_nodes()]
-        return sorted(out, key=lambda n: n["node"])
+        return out
 
     async def invite(self, req, target):
         if "@" not in target:
@@ -545,7 +557,7 @@ class ApiServer:
                 return (await self._peer_call(p, "clients", timeout=10.0))["clients"]
             except (NodeDown, RuntimeError, KeyError):
                 return []
-        for lst in await asyncio.gather(*(one(p) for p in c.peers() if c.is_up(p))):
+        for lst in await asyncio.gather(*(one(p) for p in c.running_peers())):
             out.extend(lst)
         return out
 

@@ -23,7 +23,7 @@ import shutil
 import tarfile
 import time
 
-from . import EDITION, VERSION, hocon, schema
+from . import EDITION, VERSION, erlfmt, hocon, schema
 
 TAR_SUFFIX = ".tar.gz"
 META_FILENAME = "META.hocon"
@@ -310,8 +310,12 @@ class DataBackup:
     # ------------------------------------------------------------------ import
     async def import_local(self, filename):
         """import_local/2: the path as given (relative to the node's working directory), else a file
-        of that name in node.data_dir/backup."""
+        of that name in node.data_dir/backup. validate_import_allowed/0 comes first: a replicant refuses
+        (not_core_node)."""
         try:
+            if self.node.cluster.role != "core":
+                raise Failed(erl_str("backup data import is only allowed on core EMQX nodes, but requested "
+                                     "node %s is not core" % erlfmt.atom(self.node.name)))
             if os.path.isfile(filename):
                 result = await self.do_import(filename)
             else:
@@ -559,12 +563,11 @@ async def cluster_conf_update(node, root, value):
     writes the root into its data/configs/cluster.hocon."""
     write_cluster_hocon(node, root, value)
     from .cluster import NodeDown
-    for peer in node.cluster.peers():
-        if node.cluster.is_up(peer):
-            try:
-                await node.cluster._call(peer, "conf_update", timeout=15.0, root=root, value=value)
-            except (NodeDown, RuntimeError) as e:
-                node.log("error", "msg: cluster_rpc_failed, node: %s, reason: %s" % (peer, e))
+    for peer in node.cluster.running_peers():    # replicants run the cluster_rpc MFAs too
+        try:
+            await node.cluster._call(peer, "conf_update", timeout=15.0, root=root, value=value)
+        except (NodeDown, RuntimeError) as e:
+            node.log("error", "msg: cluster_rpc_failed, node: %s, reason: %s" % (peer, e))
 
 
 def write_cluster_hocon(node, root, value):
@@ -579,6 +582,13 @@ def write_cluster_hocon(node, root, value):
             except hocon.HoconError:
                 pass
     override[root] = value
+    write_cluster_hocon_raw(node, override)
+
+
+def write_cluster_hocon_raw(node, override):
+    """emqx_config:save_to_override_conf/3 with a whole raw config: EMQX's header, hocon_pp, the previous
+    file kept as a backup (backup_and_write/2)."""
+    cfg_dir = os.path.join(node.data_dir, "configs")
     text = ("# This file is generated. Do not edit.\n"
             "# The configs are results of online config changes from UI/API/CLI.\n"
             "# To persist configs in this file, copy the content to etc/base.hocon.\n") + hocon.pp(override)

@@ -1004,6 +1004,7 @@ class _Conn(asyncio.Protocol):
         b = self.broker
         ver = self.proto_ver
         topic, pid, qos, retain, _dup, props, payload = mc.decode_publish(flags, body, ver)
+        b.count_recv_publish(qos)
         if ver == 5 and "topic_alias" in props:
             alias = props.pop("topic_alias")
             if alias == 0 or alias > b.max_topic_alias:
@@ -1067,6 +1068,7 @@ class _Conn(asyncio.Protocol):
                 if subid:
                     props["subscription_identifier"] = [subid]
         topic = msg.topic
+        self.broker.metrics["messages.delivered"] += 1
         if ver == 5:
             topic, props = self._packing_alias(topic, props)
         pkt = mc.encode_publish(ver, topic, msg.payload, qos, retain_flag, dup, pid, props)
@@ -1076,6 +1078,8 @@ class _Conn(asyncio.Protocol):
             return False
         self.write(pkt)
         self.send_msg += 1
+        if self.stage != ST_CLOSED:
+            self.broker.count_sent_publish(msg.topic, qos)
         return True
 
     def _packing_alias(self, topic, props):
@@ -1095,6 +1099,7 @@ class _Conn(asyncio.Protocol):
     def _on_puback(self, pid):
         s = self.session
         if s.inflight and pid in s.inflight and s.inflight[pid][1] == 1:
+            self.broker.metrics["messages.acked"] += 1
             self.broker._done(s, s.inflight.pop(pid)[0])
             self.broker._pump(s)
 
@@ -1104,6 +1109,7 @@ class _Conn(asyncio.Protocol):
         if entry is None or entry[1] != 2:
             self.write(mc.encode_ack(mc.PUBREL, pid, self.proto_ver, mc.RC_PACKET_IDENTIFIER_NOT_FOUND))
             return
+        self.broker.metrics["messages.acked"] += 1
         if rc >= 0x80:  # receiver refused: message done
             self.broker._done(s, s.inflight.pop(pid)[0])
             self.broker._pump(s)
@@ -1294,6 +1300,10 @@ class Broker:
         self._stopping = False
         self._started = False
         self._cid_counter = 0
+        # emqx_metrics counters this broker keeps ('messages.*', 'packets.publish.*') and its emqx_stats
+        # (prometheus.BrokerStats, from start() to stop()): what /api/v5/prometheus/stats reports
+        self.metrics = collections.Counter()
+        self.stats = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self):
@@ -1318,6 +1328,9 @@ class Broker:
             raise
         self._started = True
         self._sweep_handle = self._loop.call_later(0.5, self._sweep)
+        from .prometheus import BrokerStats
+        self.stats = BrokerStats(self)
+        self.stats.start(self._loop)
 
     def _start_listener(self, L):
         try:
@@ -1377,6 +1390,8 @@ class Broker:
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
+        if self.stats is not None:
+            self.stats.stop()
         self._close_listeners()
         for t in list(self._tasks):
             t.cancel()
@@ -1656,10 +1671,19 @@ class Broker:
     def _publish_local(self, msg):
         """A message accepted from a local client (or its will): the `message.publish` hook of the
         retainer (emqx_retainer:on_message_publish/1, on this node only), then deliver here and forward."""
+        sys_msg = msg.topic.startswith("$SYS/")   # emqx_message:is_sys/1: not counted
+        if not sys_msg:
+            self.metrics["messages.publish"] += 1
         if msg.retain and self.retain_available and self.retainer is not None:
             if not self.retainer.on_message_publish(msg):
                 return    # retainer.stop_publish_clear_msg: an empty retained message is not published
-        self._route(msg)
+        if self._route(msg) == 0 and not sys_msg:
+            # emqx_broker:do_route/3 without a route: 'messages.dropped' (.no_subscribers)
+            if self.stats is not None:
+                self.stats.unrouted(msg)
+            else:
+                self.metrics["messages.dropped"] += 1
+                self.metrics["messages.dropped.no_subscribers"] += 1
         fwd = self.forward
         if fwd is not None:
             try:
@@ -1846,6 +1870,23 @@ class Broker:
 
     def connection_count(self):
         return sum(1 for c in list(self._conns) if c.stage == ST_CONNECTED)
+
+    def count_recv_publish(self, qos):
+        """emqx_metrics:inc_recv/1 of a PUBLISH packet."""
+        m = self.metrics
+        m["packets.publish.received"] += 1
+        m["messages.received"] += 1
+        if qos in (0, 1, 2):
+            m["messages.qos%d.received" % qos] += 1
+
+    def count_sent_publish(self, topic, qos):
+        """emqx_metrics:inc_sent/1 of a PUBLISH packet (none for a $SYS/ topic)."""
+        if topic.startswith("$SYS/"):
+            return
+        m = self.metrics
+        m["packets.publish.sent"] += 1
+        m["messages.sent"] += 1
+        m["messages.qos%d.sent" % qos] += 1
 
     def listener_ports(self):
         return {L.lid: L.port for L in self._listeners if L.sock is not None}

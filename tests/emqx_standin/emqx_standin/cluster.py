@@ -33,6 +33,7 @@ import time
 
 from . import dnsquery, erlfmt, etcdclient
 from .broker import Message
+from .rlog import ReplicantLB, emqx_app_vsn
 
 DIST_BASE = 4370
 RPC_BASE = 5370
@@ -507,6 +508,10 @@ class _RpcSender:
                 self.writer = writer
                 writer.write(_frame({"from": mgr.name, "cluster_id": mgr.state["cluster_id"]}))
                 await writer.drain()
+                # the server accepts or refuses the hello: nothing is written into a refused connection
+                ack = await asyncio.wait_for(_read_frame(reader), CONNECT_TIMEOUT)
+                if not ack.get("ok"):
+                    raise ConnectionError("refused by %s" % self.peer)
                 while True:
                     frame = await self.queue.get()
                     writer.write(frame)
@@ -551,8 +556,22 @@ class ClusterManager:
         self.dist_server = None
         self.rpc_server = None
         self.op_lock = asyncio.Lock()
+        # node.role (mria.node_role): core or replicant (replicant: enterprise only, schema.py)
+        self.role = node.conf["node"].get("role", "core")
+        # ekka:autocluster_enabled/0 (cluster_enable and a strategy other than manual/singleton); the
+        # autocluster loop itself runs on cores only (ekka_autocluster:enabled/0)
         self.autocluster_enabled = node.conf["cluster"]["discovery_strategy"] not in ("manual", "singleton")
         self.autocluster_task = None
+        # mria_config core_node_discovery (default true): `cluster leave` with autocluster configured
+        # turns it off (ekka:disable_autocluster/0), `cluster discovery enable` on. A core that has it off
+        # is ignored by replicants (mria_lb lb_callback discovery_enabled); a replicant stops discovering.
+        self.core_discovery = True
+        # core side: the replicants that ping this core (mria_membership replicant members, monitored)
+        self.replicants = {}     # name -> {"conn", "guid", "seen", "upstream"}
+        self.left_replicants = {}  # name -> guid announced as leaving (mria_membership status leaving)
+        self.rsenders = {}       # rpc senders to replicants
+        self._conn_seq = 0
+        self.rlb = ReplicantLB(self) if self.role == "replicant" else None
         # ekka_cluster_sup starts ekka_cluster_etcd whenever the strategy is etcd (any role)
         self.etcd = EkkaEtcd(self) if node.conf["cluster"]["discovery_strategy"] == "etcd" else None
         self.first_boot = False
@@ -566,6 +585,12 @@ class ClusterManager:
     # ------------------------------------------------------------------ state
     def load(self):
         os.makedirs(self.state_dir, exist_ok=True)
+        if self.role == "replicant":
+            # a replicant keeps no membership and no tables on disk: everything comes from a core
+            # (its shards bootstrap at every mria start); only the seed file of `cluster join` stays
+            self.state = {"cluster_id": None, "clock": 1, "members": {},
+                          "data": {"users": {}, "api_keys": {}, "authn_users": {}}}
+            return
         try:
             with open(self.state_file, encoding="utf-8") as fh:
                 self.state = json.load(fh)
@@ -583,6 +608,8 @@ class ClusterManager:
             self._reset_standalone("own membership entry missing")
 
     def save(self):
+        if self.role == "replicant":
+            return
         tmp = self.state_file + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(self.state, fh, indent=1, sort_keys=True)
@@ -597,23 +624,77 @@ class ClusterManager:
             self.state["clock"] = v
 
     def members_in(self):
+        """Mnesia db_nodes: the core members (stopped ones too). A replicant has the db_nodes of a core
+        its shards are up with (mria:db_nodes_maybe_rpc/0), else none."""
+        if self.role == "replicant":
+            return self.rlb.db_nodes()
         return sorted(n for n, e in self.state["members"].items() if e.get("in"))
 
     def peers(self):
+        """The other core members (a replicant has none: it is not in the Mnesia cluster)."""
+        if self.role == "replicant":
+            return []
         return [n for n in self.members_in() if n != self.name]
 
     def is_up(self, peer):
         return peer in self.up
 
-    def running_nodes(self):
+    def running_replicants(self):
+        """mria_membership:running_replicant_nodelist/0 on a core: replicants that ping this core,
+        without those announced as leaving."""
+        limit = time.monotonic() - (HEARTBEAT_TIMEOUT + HEARTBEAT_INTERVAL)
+        return sorted(n for n, r in self.replicants.items()
+                      if r["seen"] >= limit and self.left_replicants.get(n) != r["guid"])
+
+    def running_core_nodes(self):
+        """mria_membership:running_core_nodelist/0."""
+        if self.role == "replicant":
+            return self.rlb.running_cores()
         return sorted([self.name] + [p for p in self.peers() if self.is_up(p)])
 
+    def running_nodes(self):
+        """mria:running_nodes/0: running cores (a core: Mnesia's running db nodes) and running
+        replicants (mria_membership), usort'ed."""
+        if self.role == "replicant":
+            return sorted(set(self.rlb.running_cores()) | set(self.rlb.running_replicants()))
+        return sorted(set(self.running_core_nodes()) | set(self.running_replicants()))
+
+    def cluster_nodes_all(self):
+        """mria:cluster_nodes(all): running nodes and db_nodes (stopped replicants are never in it)."""
+        return sorted(set(self.running_nodes()) | set(self.members_in()))
+
     def stopped_nodes(self):
-        return sorted(p for p in self.peers() if not self.is_up(p))
+        """mria:cluster_nodes(stopped) = all -- running: stopped cores only."""
+        running = set(self.running_nodes())
+        return sorted(n for n in self.cluster_nodes_all() if n not in running)
+
+    def running_peers(self):
+        return [n for n in self.running_nodes() if n != self.name]
+
+    def core_nodes(self):
+        """mria:cluster_nodes(cores): a core's db_nodes; a replicant's mria_lb:core_nodes/0."""
+        if self.role == "replicant":
+            return list(self.rlb.core_nodes)
+        return self.members_in()
 
     def export(self):
         return {"cluster_id": self.state["cluster_id"], "clock": self.state["clock"],
                 "members": self.state["members"], "data": self.state["data"]}
+
+    def merge_data(self, data, clock=0):
+        """Merge the cluster-wide tables only (record by record, the newer wins). Returns True when
+        something changed."""
+        changed = False
+        self._observe(int(clock))
+        for table in ("users", "api_keys", "authn_users"):
+            mine_t = self.state["data"].setdefault(table, {})
+            for key, rec in (data or {}).get(table, {}).items():
+                if key not in mine_t or int(rec.get("v", 0)) > int(mine_t[key].get("v", 0)):
+                    mine_t[key] = rec
+                    changed = True
+        if changed:
+            self.save()
+        return changed
 
     def merge(self, remote):
         """Merge a peer's state (same cluster id). Returns True when something changed."""
@@ -666,6 +747,21 @@ class ClusterManager:
 
     # ------------------------------------------------------------------ servers
     async def start(self):
+        await self.start_servers()
+        await self._initial_contact()
+        self.sync_links()
+        await self.copy_retained()
+        # ekka_autocluster:enabled/0: configured andalso mria_config:role() =:= core
+        if self.autocluster_enabled and self.role == "core":
+            self.autocluster_task = asyncio.ensure_future(self._autocluster())
+
+    async def start_replicant(self):
+        """A replicant: the node is reachable (Erlang distribution, mria) while its applications wait
+        for a core; mria_lb starts balancing."""
+        await self.start_servers()
+        self.rlb.start()
+
+    async def start_servers(self):
         bind = bind_address(self.name, self.inet6)
         dport = dist_port(self.name)
         try:
@@ -680,11 +776,6 @@ class ClusterManager:
         except OSError as e:
             raise RuntimeError("gen_rpc: could not listen on %s:%d (%s)" % (bind, rport, e.strerror or e))
         self.log("info", "cluster services on %s: dist %d, rpc %d" % (bind, dport, rport))
-        await self._initial_contact()
-        self.sync_links()
-        await self.copy_retained()
-        if self.autocluster_enabled:
-            self.autocluster_task = asyncio.ensure_future(self._autocluster())
 
     async def start_ekka(self):
         """ekka:start/0 in emqx_machine:start/0, before the business apps: with the etcd strategy,
@@ -723,14 +814,17 @@ class ClusterManager:
             self.autocluster_task.cancel()
         if self.etcd is not None:
             await self.etcd.stop()
+        if self.rlb is not None:
+            await self.rlb.stop()
         # hand what is queued for the peers (forwards, retained writes) to the sockets first
-        pending = [s.flush(2.0) for p, s in self.senders.items() if p in self.up]
+        pending = [s.flush(2.0) for s in self._rpc_targets()]
         if pending:
             await asyncio.gather(*pending)
         for t in list(self.links.values()):
             t.cancel()
-        for s in list(self.senders.values()):
+        for s in list(self.senders.values()) + list(self.rsenders.values()):
             s.stop()
+        self.rsenders.clear()
         for srv in (self.dist_server, self.rpc_server):
             if srv:
                 srv.close()
@@ -767,6 +861,7 @@ class ClusterManager:
 
     async def _serve_dist(self, reader, writer):
         peer = None
+        replicant_peer = conn_id = None
         try:
             hello = await _recv(reader, CONNECT_TIMEOUT)
             if hello.get("t") != "hello":
@@ -786,14 +881,21 @@ class ClusterManager:
                 return
             await _send(writer, {"t": "ack", "digest": digest(self.cookie, str(reply.get("challenge", "")))})
             hidden = bool(hello.get("hidden"))
+            self._conn_seq += 1
+            conn_id = self._conn_seq
             while True:
                 line = await reader.readline()
                 if not line:
                     return
                 req = json.loads(line)
                 try:
-                    if req.get("op") == "local_member":   # mria_membership:local_member/0
-                        resp = {"guid": self.member_guid, "node": self.name}
+                    if req.get("op") == "local_member":
+                        # mria_membership:local_member/0 looks up the local CORE member: false on a replicant
+                        resp = ({"guid": self.member_guid, "node": self.name} if self.role == "core"
+                                else {"member": False})
+                    elif req.get("op") == "rheartbeat":
+                        resp = self.handle_replicant_heartbeat(req, peer, conn_id)
+                        replicant_peer = peer
                     else:
                         resp = await self.node.handle_op(req, peer, hidden)
                 except Exception as e:  # report, keep the connection usable
@@ -810,23 +912,142 @@ class ClusterManager:
                 writer.close()
             except Exception:
                 pass
+            if replicant_peer is not None:
+                self._replicant_conn_closed(replicant_peer, conn_id)
+
+    # ------------------------------------------------------------------ replicants, core side
+    def handle_replicant_heartbeat(self, req, peer, conn_id):
+        """A replicant's ping (mria_membership {ping, Member}, then its monitor) and the rlog stream of
+        the cluster-wide tables (stand-in: the whole tables each time). A replicant announced as leaving
+        stays out of running_nodes until it comes with a new membership guid (a mria restart)."""
+        if self.role != "core":
+            return {"error": "not_a_core_node"}
+        refusal = self.node.license_refusal(req)
+        if refusal:
+            return {"error": refusal}
+        guid = req.get("guid")
+        if self.left_replicants.get(peer) not in (None, guid):
+            self.left_replicants.pop(peer, None)
+        entry = self.replicants.get(peer)
+        was_running = entry is not None and peer in self.running_replicants()
+        self.replicants[peer] = {"conn": conn_id, "guid": guid, "seen": time.monotonic(),
+                                 "upstream": bool(req.get("upstream"))}
+        if not was_running and peer in self.running_replicants():
+            self.log("info", "node %s is up (replicant)" % erlfmt.atom(peer))
+        if peer in self.running_replicants() and peer not in self.rsenders:
+            self.rsenders[peer] = _RpcSender(self, peer)
+        if req.get("cluster_id") == self.state["cluster_id"] and req.get("data"):
+            if self.merge_data(req["data"]):
+                self.push_soon()
+        return {"cluster_id": self.state["cluster_id"], "clock": self.state["clock"],
+                "members": self.state["members"], "data": self.state["data"],
+                "replicants": self.running_replicants()}
+
+    def _replicant_conn_closed(self, peer, conn_id):
+        """The replicant's mria_membership went down (its monitor fires): not running any more."""
+        entry = self.replicants.get(peer)
+        if entry is None or entry.get("conn") != conn_id:
+            return
+        del self.replicants[peer]
+        s = self.rsenders.pop(peer, None)
+        if s:
+            s.stop()
+        if self.left_replicants.get(peer) != entry.get("guid"):
+            self.log("info", "node %s is down (replicant)" % erlfmt.atom(peer))
+
+    def mark_leaving(self, node, guid=None):
+        """mria_membership {leaving, Node}: a replicant is no longer a running node here (and its routes
+        are purged: emqx_router_helper record_node_left, so nothing is forwarded to it)."""
+        if self.role == "replicant":
+            self.rlb.announce_leaving(node)
+            return
+        entry = self.replicants.get(node)
+        if entry is None:
+            return
+        self.left_replicants[node] = guid if guid is not None else entry.get("guid")
+        s = self.rsenders.pop(node, None)
+        if s:
+            s.stop()
+
+    async def announce_leaving(self, node, exclude=()):
+        """mria_membership:announce(leave | {force_leave, Node}): {leaving, Node} cast to every member."""
+        guid = None
+        if node == self.name:
+            guid = self.member_guid
+        elif node in self.replicants:
+            guid = self.replicants[node].get("guid")
+        targets = [n for n in self.running_nodes() if n != self.name and n != node and n not in exclude]
+
+        async def one(n):
+            try:
+                await self._call(n, "member_leaving", timeout=3.0, node=node, guid=guid)
+            except (NodeDown, RuntimeError):
+                pass
+        if targets:
+            await asyncio.gather(*(one(n) for n in targets))
+
+    async def core_node_discovery(self):
+        """ekka_autocluster:core_node_discovery_callback/0: the strategy's discover/1; manual and
+        singleton give []; an error is logged and gives []."""
+        strategy = self.conf["cluster"]["discovery_strategy"]
+        if strategy in ("manual", "singleton"):
+            return []
+        if strategy not in ("static", "dns", "etcd"):
+            return []
+        try:
+            return await self._discover()
+        except (DiscoveryError, NoProc) as e:
+            self.log("error", "Ekka(AutoCluster): Core node discovery error: %s" % e)
+            return []
+
+    def lb_info(self):
+        """mria_lb:lb_callback/0: running (mria up), whoami, custom_info (emqx app vsn),
+        discovery_enabled, and for a core its db_nodes and load (the replicants using it)."""
+        info = {"running": self.node.status != "stopping", "whoami": self.role,
+                "custom_info": emqx_app_vsn(), "discovery_enabled": self.core_discovery}
+        if self.role == "core":
+            info["db_nodes"] = self.members_in()
+            info["agents"] = sum(1 for n in self.running_replicants() if self.replicants[n].get("upstream"))
+            info["license_refused"] = self.node.license_refusal({})
+        return info
+
+    def _rpc_targets(self):
+        """The rpc senders of the running nodes a PUBLISH or a retained write goes to."""
+        out = [s for p, s in self.senders.items() if p in self.up]
+        running = set(self.running_replicants()) if self.role == "core" else ()
+        out += [s for p, s in self.rsenders.items() if p in running]
+        return out
+
+    def _rpc_accepts(self, sender, cluster_id):
+        """A replicant takes forwards from any node of its cluster (it may hear of another replicant
+        after that one has heard of it); a core from its members and the replicants that ping it."""
+        if cluster_id is None or cluster_id != self.state["cluster_id"]:
+            return False
+        if self.role == "replicant":
+            return True
+        return sender in self.peers() or sender in self.replicants
 
     async def _serve_rpc(self, reader, writer):
         try:
             hello = await asyncio.wait_for(_read_frame(reader), CONNECT_TIMEOUT)
             sender = hello.get("from")
-            if hello.get("cluster_id") != self.state["cluster_id"] or sender not in self.peers():
-                self.log("warning", "gen_rpc: refused connection from %s (not a cluster member)" % sender)
+            cid = hello.get("cluster_id")
+            if not self._rpc_accepts(sender, cid):
+                self.log("debug", "gen_rpc: refused connection from %s (not a cluster member)" % sender)
+                writer.write(_frame({"ok": False}))
+                await writer.drain()
                 return
-            broker = self.node.broker
+            writer.write(_frame({"ok": True}))
+            await writer.drain()
             while True:
                 d = await _read_frame(reader)
-                if sender not in self.peers():
+                if not self._rpc_accepts(sender, cid):
                     return
                 if d.get("t") == "retainer":
-                    self.node.retainer.apply_remote(d)
-                else:
-                    broker.deliver_remote(Message.from_wire(d))
+                    if self.node.retainer is not None:
+                        self.node.retainer.apply_remote(d)
+                elif self.node.broker is not None:
+                    self.node.broker.deliver_remote(Message.from_wire(d))
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError, OSError):
             return
         finally:
@@ -834,14 +1055,13 @@ class ClusterManager:
 
     # ------------------------------------------------------------------ retained messages
     def replicate_retained(self, op):
-        """A write/delete of the retained table to every running peer (mria:dirty_write_sync /
-        dirty_delete_object reach every running core node)."""
+        """A write/delete of the retained table to every running node (mria:dirty_write_sync reaches every
+        running core node; the replicants get it through their shard's rlog)."""
         frame = None
-        for peer, sender in self.senders.items():
-            if peer in self.up:
-                if frame is None:
-                    frame = _frame(op)
-                sender.send(frame)
+        for sender in self._rpc_targets():
+            if frame is None:
+                frame = _frame(op)
+            sender.send(frame)
 
     async def copy_retained(self, prefer=None, joined=False):
         """Load the retained table as mnesia does for a node that starts or joins: from a running peer
@@ -851,7 +1071,11 @@ class ClusterManager:
             return
         ret.begin_load()
         records = None
-        peers = [p for p in self.peers() if self.is_up(p)]
+        if self.role == "replicant":
+            peers = self.rlb.running_cores()
+            joined = True     # a replicant has no table of its own: its shard bootstraps from a core
+        else:
+            peers = [p for p in self.peers() if self.is_up(p)]
         if prefer in peers:
             peers.remove(prefer)
             peers.insert(0, prefer)
@@ -872,20 +1096,19 @@ class ClusterManager:
 
     # ------------------------------------------------------------------ forwarding
     def forward(self, msg):
-        if not self.senders:
+        if not self.senders and not self.rsenders:
             return
         frame = None
-        for peer, sender in self.senders.items():
-            if peer in self.up:
-                if frame is None:
-                    if not msg.origin_node:
-                        msg.origin_node = self.name
-                    frame = _frame(msg.to_wire())
-                sender.send(frame)
+        for sender in self._rpc_targets():
+            if frame is None:
+                if not msg.origin_node:
+                    msg.origin_node = self.name
+                frame = _frame(msg.to_wire())
+            sender.send(frame)
 
     # ------------------------------------------------------------------ heartbeats
     def sync_links(self):
-        if self._stopping:
+        if self._stopping or self.role == "replicant":
             return
         wanted = set(self.peers())
         for p in list(self.links):
@@ -970,7 +1193,11 @@ class ClusterManager:
         asyncio.ensure_future(self.push())
 
     async def push(self, timeout=3.0):
-        """Send our state to every running peer now (instead of waiting for the next heartbeat)."""
+        """Send our state to every running peer now (instead of waiting for the next heartbeat). A
+        replicant sends its writes to its cores (mria: a replicant's transaction runs on a core)."""
+        if self.role == "replicant":
+            self.rlb.kick()
+            return
         peers = [p for p in self.peers() if self.is_up(p)]
 
         async def one(p):
@@ -996,23 +1223,32 @@ class ClusterManager:
             conn.close()
 
     async def join(self, target):
-        """mria:join/1 -> "ok" | "ignore" | ("error", erlang_term_text)."""
+        """mria:join/1 -> "ok" | "ignore" | ("error", erlang_term_text). join1/2 decides in this order:
+        not in the cluster, mria running there and a core -> join; mria not running -> node_down; in the
+        cluster (mria:cluster_nodes(all), running replicants included) -> already_in_cluster; a
+        replicant -> cannot_join_to_replicant."""
         if target == self.name:
             return "ignore"
-        if target in self.peers():
-            return ("error", "{already_in_cluster,%s}" % erlfmt.atom(target))
         node = self.node
         async with self.op_lock:
+            in_cluster = target in self.cluster_nodes_all()
             try:
                 resp = await self._call(target, "get_state", timeout=5.0)
             except (NodeDown, RuntimeError):
+                resp = None
+            # mria_node:is_running/1 (mria_sup up): a core once its dist services are up, a replicant
+            # from the start of its boot (its applications may still wait for a core)
+            if resp is None or not resp.get("mria_running", resp.get("status") == "running") \
+                    or "state" not in resp:
                 return ("error", "{node_down,%s}" % erlfmt.atom(target))
-            if resp.get("status") != "running" or "state" not in resp:
-                return ("error", "{node_down,%s}" % erlfmt.atom(target))
+            if in_cluster:
+                return ("error", "{already_in_cluster,%s}" % erlfmt.atom(target))
             if resp.get("role", "core") == "replicant":
                 return ("error", "{cannot_join_to_replicant,%s}" % erlfmt.atom(target))
             if resp.get("license_refused"):
                 return ("error", resp["license_refused"])
+            if self.role == "replicant":
+                return await self._replicant_join(target)
             prev_status = node.status
             node.status = "joining"
             try:
@@ -1059,6 +1295,18 @@ class ClusterManager:
             finally:
                 node.status = prev_status if prev_status != "joining" else "running"
 
+    async def _replicant_join(self, target):
+        """mria:do_join(replicant, ...): prep_restart(join) stops mria (its stop callback stops EMQX's
+        applications: emqx_machine_boot:stop_apps/0), mria_lb:join_cluster/1 writes the seed file, mria
+        starts again; the applications start once a core's shards are up (mria_sup post_init)."""
+        await self.node.stop_apps_for_mria_restart()
+        self.rlb.write_seed(target)
+        await self.rlb.restart()
+        if self.etcd is not None:
+            await self.etcd.ekka_restart()
+        self.log("notice", "Mria has joined the cluster, seed: %s" % erlfmt.atom(target))
+        return "ok"
+
     async def handle_join_request(self, joiner):
         async with self.op_lock:
             self.set_member(joiner, True)
@@ -1070,12 +1318,32 @@ class ClusterManager:
 
     async def leave(self):
         async with self.op_lock:
+            if self.role == "replicant":
+                return await self._replicant_leave()
             if not self.peers():
                 return ("error", "node_not_in_cluster")
             await self._leave_locked()
             if self.etcd is not None:
                 await self.etcd.ekka_restart()
             return "ok"
+
+    async def _replicant_leave(self):
+        """mria:leave/0 on a replicant: running_nodes() -- [node()] must not be empty; prep_restart(leave)
+        announces {leaving, node()} to every member, stops mria (and EMQX's applications),
+        mria_lb:leave_cluster/0 deletes the seed file, mria starts again. With core node discovery
+        off (the CLI turned it off when autocluster is configured) or a manual strategy, no core is
+        found any more: the applications stay stopped until `cluster join` or `cluster discovery
+        enable` finds one (or a restart)."""
+        if not self.running_peers():
+            return ("error", "node_not_in_cluster")
+        await self.announce_leaving(self.name)
+        await self.node.stop_apps_for_mria_restart()
+        self.rlb.delete_seed()
+        await self.rlb.restart()
+        if self.etcd is not None:
+            await self.etcd.ekka_restart()
+        self.log("warning", "left the cluster")
+        return "ok"
 
     async def _leave_locked(self, quiet=False):
         self.set_member(self.name, False)
@@ -1093,10 +1361,23 @@ class ClusterManager:
             self.log("warning", "left the cluster")
 
     async def force_leave(self, target):
+        """mria:force_leave/1: in the cluster and a running Mnesia db node (a running core seen from a
+        core) -> it is told to leave; in the cluster otherwise (a stopped core, a replicant, anything
+        seen from a replicant) -> {leaving, Node} announced to the members, then its schema copy
+        deleted (which succeeds for a node that has none: mnesia_schema:make_del_table_copy/2)."""
         if target == self.name:
             return "ignore"
-        if target not in self.peers():
+        if target not in self.cluster_nodes_all():
             return ("error", "node_not_in_cluster")
+        if target not in self.peers():
+            # a replicant (from a core), or any node seen from a replicant: the announce only
+            if self.role == "core":
+                self.mark_leaving(target)
+            else:
+                self.rlb.announce_leaving(target)
+            await self.announce_leaving(target)
+            self.log("warning", "node %s was removed from the cluster" % erlfmt.atom(target))
+            return "ok"
         if self.is_up(target):
             try:
                 resp = await self._call(target, "leave", timeout=15.0)
@@ -1125,6 +1406,8 @@ class ClusterManager:
         and clustered), then stop. Started once at boot (emqx_machine_boot:start_autocluster) and
         by `cluster discovery enable`; `cluster leave` stops it."""
         strategy = self.conf["cluster"]["discovery_strategy"]
+        if self.role != "core":
+            return     # ekka_autocluster:enabled/0 is false on a replicant (mria_lb discovers the cores)
         if strategy not in ("static", "dns", "etcd"):
             self.log("warning", "cluster discovery strategy %s is not implemented by this stand-in" % strategy)
             return
@@ -1225,7 +1508,7 @@ class ClusterManager:
         if not alive:
             return "ignore"
         nodes = sorted(set(alive))
-        if nodes == sorted(set(self.members_in())):
+        if nodes == self.cluster_nodes_all():
             return "ignore"    # all discovered nodes already in cluster
         oldest = await self._find_oldest_node(nodes)
         if oldest is None or oldest == self.name:
@@ -1250,13 +1533,19 @@ class ClusterManager:
                 resp = await self._call(n, "local_member", timeout=5.0)
             except (NodeDown, RuntimeError):
                 return None
+            if resp.get("member") is False:
+                return False       # a replicant: local_member/0 is false, not a #member{}
             return resp.get("guid")
         guids = await asyncio.gather(*(guid_of(n) for n in nodes))
         if any(g is None for g in guids):
             self.log("error", "Ekka(AutoCluster): bad_nodes_found, failed_nodes: [%s]"
                      % ",".join(erlfmt.atom(n) for n, g in zip(nodes, guids) if g is None))
             return None
-        return min(zip(guids, nodes))[1]
+        members = [(g, n) for g, n in zip(guids, nodes) if g is not False]
+        if not members:
+            self.log("error", "Ekka(AutoCluster): bad_members_found, all_nodes: %s" % erlfmt.term_list(nodes))
+            return None
+        return min(members)[1]
 
     async def _is_discovery_complete(self, result):
         # is_node_registered/0: core_node_discovery_callback/0 (discovery again; an error or a crash is [])
@@ -1267,7 +1556,7 @@ class ClusterManager:
             registered = False
         if result == "ignore":
             return registered
-        in_cluster = self.members_in() != [self.name]
+        in_cluster = self.cluster_nodes_all() != [self.name]
         return registered and in_cluster and result == "ok"
 
 

@@ -544,10 +544,11 @@ class Node:
             await asyncio.sleep(delay)
         usable = [(n, r) for n, r in ready if rlog.is_older_or_same_version(r.get("release", ""))]
         if not usable:
+            versions = ",".join('#{node => %s,version => "%s"}' % (erlfmt.atom(n), r.get("release"))
+                                for n, r in ready)
             self.log("warning", "msg: all_available_nodes_running_newer_version, explain: Booting this node "
                      "without syncing cluster config from core nodes because other nodes are running a newer "
-                     "version, versions: [%s]" % ",".join('#{node => %s,version => "%s"}'
-                                                         % (erlfmt.atom(n), r.get("release")) for n, r in ready))
+                     "version, versions: [%s]" % versions)
             return
         node, info = sorted(usable, key=lambda x: -int(x[1].get("wall_clock", 0)))[0]
         from .backup import write_cluster_hocon_raw
@@ -854,6 +855,9 @@ class Node:
             return {"result": "ok"}
         if op == "node_info":
             return {"info": self.node_info()}
+        if op == "prometheus":    # emqx_prometheus_proto_v2:raw_prom_data/4 (and the stand-in's route check)
+            from . import prometheus
+            return prometheus.handle_op(self, req)
         if op == "clients":
             return {"clients": self.broker.clients() if self.broker else []}
         if op == "getpid":

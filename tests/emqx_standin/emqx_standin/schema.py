@@ -616,8 +616,10 @@ NODE = Obj({
     "shard_full_resync_timeout": F(DUR),
 }, aliases={"db_role": "role"})
 
-# emqx_conf_schema fields("cluster") at v5.8.9 (open source: nothing injected at `cluster`; the
-# enterprise build injects core_nodes)
+# emqx_conf_schema fields("cluster") at v5.8.9, the same for both editions: `core_nodes` was removed from
+# the schema in 5.8.0 (commit "fix(mria): Reserve replicant role for EE only", changes/ce/breaking-13526:
+# "Obsolete and unused `cluster.core_nodes` configuration parameter has been removed"), so it is an
+# unknown field (the boot stops) in open source and enterprise alike
 _CLUSTER_FIELDS = {
     "name": F(STR, "emqxcl"),
     "discovery_strategy": F(Enum("manual", "static", "singleton", "dns", "etcd", "k8s"), "manual"),
@@ -640,8 +642,6 @@ _CLUSTER_FIELDS = {
     })),
     "prevent_overlapping_partitions": F(BOOL),
 }
-if _edition_name() == "enterprise":
-    _CLUSTER_FIELDS["core_nodes"] = F(ListOf(NodeName(), comma_string=True))
 CLUSTER = Obj(_CLUSTER_FIELDS)
 
 RPC = Obj({
@@ -1194,6 +1194,79 @@ RETAINER = RetainerObj({
     "external_backends": F(ANY, {}),
 }, aliases={"deliver_rate": "delivery_rate"})
 
+# apps/emqx_prometheus/src/emqx_prometheus_schema.erl at v5.8.9. The root is a union
+# (setting_union_schema/0): the recommended layout when every key written is one of its fields
+# (is_recommend_type/1; an absent or empty root too), else the legacy (deprecated) layout, which then
+# refuses what it does not know. So `enable_basic_auth` next to `push_gateway_server` is an unknown field.
+class PromTimeoutMs(Duration):
+    """emqx_schema:timeout_duration_ms(): a duration up to 4294967295 ms (to_timeout_duration_ms/1)."""
+
+    def __call__(self, v, path):
+        ms = super().__call__(v, path)
+        if ms > 4294967295 or ms < 0:
+            raise ConfigError(path, ErlString("timeout value too large (max: 4294967295 ms)"), v)
+        return ms
+
+
+class PromUrl(Str):
+    """validate_url/1: uri_string:parse/1 must give a scheme that is exactly http or https."""
+
+    def __call__(self, v, path):
+        v = super().__call__(v, path)
+        m = re.match(r"([A-Za-z][A-Za-z0-9+.\-]*):", v)
+        if m is None or m.group(1) not in ("http", "https") or re.search(r"[\s\x00-\x1f\x7f]", v):
+            raise ConfigError(path, ErlString("Invalid url"), v)
+        return v
+
+
+class PromHeaders(T):
+    """typerefl alias "map" of string to string with convert_headers/2: an object whose values are strings
+    (binary_to_list/1 on anything else crashes the converter), or an empty string."""
+
+    def __call__(self, v, path):
+        if v == "":
+            return {}
+        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+            raise ConfigError(path, "expected: map", v)
+        return dict(v)
+
+
+_PROM_COLLECTOR = F(Enum("enabled", "disabled"), "disabled")
+_PROM_JOB_NAME = "${name}/instance/${name}~${host}"
+PROMETHEUS_RECOMMEND = Obj({
+    "enable_basic_auth": F(BOOL, False),
+    "push_gateway": F(Obj({
+        "enable": F(BOOL, False),
+        "method": F(Enum("put", "post"), "put"),
+        "url": F(PromUrl(), "http://127.0.0.1:9091"),
+        "interval": F(PromTimeoutMs(), "15s"),
+        "headers": F(PromHeaders(), {}),
+        "job_name": F(STR, _PROM_JOB_NAME),
+    }), None),
+    "collectors": F(Obj({name: _PROM_COLLECTOR for name in (
+        "vm_dist", "mnesia", "vm_statistics", "vm_system_info", "vm_memory", "vm_msacc")}), None),
+})
+PROMETHEUS_LEGACY = Obj(dict({
+    "push_gateway_server": F(PromUrl(), "http://127.0.0.1:9091"),
+    "interval": F(PromTimeoutMs(), "15s"),
+    "headers": F(PromHeaders(), {}),
+    "job_name": F(STR, _PROM_JOB_NAME),
+    "enable": F(BOOL, False),
+}, **{name + "_collector": _PROM_COLLECTOR for name in (
+    "vm_dist", "mnesia", "vm_statistics", "vm_system_info", "vm_memory", "vm_msacc")}))
+
+
+class PrometheusSetting(T):
+    def __call__(self, v, path):
+        if v is None:
+            v = {}
+        if not isinstance(v, dict):
+            raise ConfigError(path, "not_a_struct_value", v)
+        if all(k in PROMETHEUS_RECOMMEND.fields for k in v):
+            return PROMETHEUS_RECOMMEND(v, path)
+        return PROMETHEUS_LEGACY(v, path)
+
+
 # Every root of the EMQX 5.8.9 open-source schema: emqx_conf_schema:roots/0 = emqx_schema:roots(high)
 # (listeners, mqtt, zones, plus `authorization` and `authentication` injected by emqx_auth) ++ node,
 # cluster, log, rpc ++ emqx_schema:roots(medium) ++ roots(low) ++ the roots of the ce MERGED_CONFIGS
@@ -1231,6 +1304,7 @@ CHECKED_ROOTS = {
     "force_shutdown": F(FORCE_SHUTDOWN),
     "sysmon": F(SYSMON),
     "retainer": F(RETAINER),
+    "prometheus": F(PrometheusSetting(), {}),
 }
 
 

@@ -133,7 +133,7 @@ def test_limits_are_consistent():
     assert "LimitNOFILE=%d" % rlimit in dropin
     sysctl = lb.file("/etc/sysctl.d/60-nginx-lb.conf").content_string
     assert int(re.search(r"^fs.nr_open = (\d+)", sysctl, re.M).group(1)) >= rlimit
-    assert re.search(r"^net.ipv4.ip_local_reserved_ports = 8084,8405,8883$", sysctl, re.M)
+    assert re.search(r"^net.ipv4.ip_local_reserved_ports = 8084,8405,8883,9113$", sysctl, re.M)
     # Every running worker holds the limit the configuration sets.
     _, running = _master_and_workers()
     assert len([a for a in running.values() if "shutting down" not in a]) == workers, running

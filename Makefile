@@ -24,6 +24,9 @@ STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
 # The release before it: the emq_node scenario upgrades from this one.
 STANDIN_PREVIOUS_VERSION ?= 5.8.8
 STANDIN_PREVIOUS_DEB := tests/output/standin/emqx_$(STANDIN_PREVIOUS_VERSION)_all.deb
+# The enterprise build (emqx-enterprise): the emq_cluster scenario's cores and replicants run it.
+STANDIN_EE_VERSION ?= 5.10.4
+STANDIN_EE_DEB := tests/output/standin/emqx-enterprise_$(STANDIN_EE_VERSION)_all.deb
 STANDIN_SOURCES := $(shell find tests/emqx_standin -type f -not -path '*/__pycache__/*' -not -path '*/dist/*' 2>/dev/null)
 
 export PATH := $(BIN):$(PATH)
@@ -100,13 +103,16 @@ build: venv
 	  || { cat build/importer.log; exit 1; }
 	@python scripts/check_importer.py build/importer.log
 
-standin: $(STANDIN_DEB) $(STANDIN_PREVIOUS_DEB)
+standin: $(STANDIN_DEB) $(STANDIN_PREVIOUS_DEB) $(STANDIN_EE_DEB)
 
 $(STANDIN_DEB): $(STANDIN_SOURCES)
 	tests/emqx_standin/build_deb.sh --version $(STANDIN_VERSION) --output $(dir $@)
 
 $(STANDIN_PREVIOUS_DEB): $(STANDIN_SOURCES)
 	tests/emqx_standin/build_deb.sh --version $(STANDIN_PREVIOUS_VERSION) --output $(dir $@)
+
+$(STANDIN_EE_DEB): $(STANDIN_SOURCES)
+	tests/emqx_standin/build_deb.sh --edition enterprise --version $(STANDIN_EE_VERSION) --output $(dir $@)
 
 # sslyze (the TLS scanner of the load-balancer scenarios) needs cryptography<47, older than the pin in
 # requirements-dev.txt: it gets a virtualenv of its own, $(VENV)/sslyze, from its own pinned list.

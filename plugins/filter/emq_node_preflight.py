@@ -52,11 +52,12 @@ INPUTS = (
     "inventory_hostname", "distribution", "distribution_major_version", "distribution_version",
     # the role's constants and the values roles/emq_node/vars/main.yml works out
     "_emq_node_supported_os", "_emq_node_install_sources", "_emq_node_discovery_strategies", "_emq_node_listener_types",
-    "_emq_node_group_names", "_emq_node_bind_errors", "_emq_node_ports", "_emq_node_tls_missing",
+    "_emq_node_group_names", "_emq_node_group_cores", "_emq_node_group_roles", "_emq_node_node_roles",
+    "_emq_node_bind_errors", "_emq_node_ports", "_emq_node_tls_missing",
     # the role's variables
     "emq_node_group", "emq_node_version", "emq_node_install_source", "emq_node_package_url", "emq_node_package_sha256",
     "emq_node_package_file", "emq_node_cookie", "emq_node_dashboard_password", "emq_node_dashboard_password_previous",
-    "emq_node_name", "emq_node_allow_numbered_name", "emq_node_discovery", "emq_node_dns_name", "emq_node_dns_record_type",
+    "emq_node_name", "emq_node_allow_numbered_name", "emq_node_role", "emq_node_discovery", "emq_node_dns_name", "emq_node_dns_record_type",
     "emq_node_etcd_server", "emq_node_etcd_prefix", "emq_node_etcd_node_ttl",
     "emq_node_static_seeds", "emq_node_listeners", "emq_node_api_keys", "emq_node_extra_config",
     "emq_node_durable_sessions", "emq_node_tls_versions", "emq_node_tls_ciphers",
@@ -424,6 +425,35 @@ def _license(v):
     return []
 
 
+def _node_role(v):
+    """node.role: core (the default) or, in the enterprise edition only, replicant (apps/emqx_conf/src/emqx_conf_schema.erl
+    validate_node_role/1; apps/emqx_enterprise/src/emqx_enterprise_schema.erl adds replicant). A replicant finds its cores
+    through the discovery strategy (mria_lb.erl, ekka's core_node_discovery_callback: [] for manual) and is never a seed."""
+    role, version, discovery = v["emq_node_role"], v["emq_node_version"], v["emq_node_discovery"]
+    roles, cores, group = v["_emq_node_node_roles"], v["_emq_node_group_cores"], v["emq_node_group"]
+    out = []
+    if role not in roles:
+        return ['emq_node_role is "%s": write core (the default) or replicant.' % role]
+    if role == "replicant" and LooseVersion(to_text(version)) < LooseVersion("5.9.0"):
+        out.append("emq_node_role is replicant, but EMQX %s is the open-source build: it refuses node.role = replicant at boot "
+                   "(\"Node role 'replicant' is only allowed in Enterprise edition since 5.8.0\"). Set emq_node_role: core, or "
+                   "emq_node_version to an enterprise release (5.9 or later) with emq_node_license_key." % version)
+    if role == "replicant" and discovery == "manual":
+        out.append("emq_node_role is replicant with emq_node_discovery=manual: a replicant finds its cores only through "
+                   "discovery (static, dns or etcd; manual finds none), so it would wait with no listener until someone runs "
+                   "\"emqx ctl cluster join\" on it. Use emq_node_discovery: static (the cores are the seeds) or dns/etcd.")
+    if _length(cores) == 0:
+        out.append("The group %s has no core node (emq_node_role: core on every node by default): replicants need at least "
+                   "one core to copy the database from. Make one node or more a core, three for a large cluster." % group)
+    role_by_name = v["_emq_node_group_roles"] if isinstance(v["_emq_node_group_roles"], dict) else {}
+    seeds = [seed for seed in (v["emq_node_static_seeds"] or []) if role_by_name.get(seed) == "replicant"]
+    if seeds:
+        out.append("emq_node_static_seeds lists %s, which %s replicant%s: replicants are never seeds (EMQX ignores them when "
+                   "looking for cores). List cores only, or leave emq_node_static_seeds empty for every core of the group."
+                   % (_join(seeds), "is a" if len(seeds) == 1 else "are", "" if len(seeds) == 1 else "s"))
+    return out
+
+
 def _durable_sessions(v):
     """builtin_local (the only backend of the open-source build, apps/emqx/src/emqx_ds_schema.erl) stores a message
     on the node that received it and lists that node's shards only (apps/emqx_ds_builtin_local/src/
@@ -542,9 +572,9 @@ def _logs(v):
 
 CHECKS = (_operating_system, _install_source, _package_file, _cookie, _dashboard_password, _node_name, _discovery,
           _listeners, _tls_options, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
-          _firewall_networks, _license, _durable_sessions, _hashing_and_acl, _authentication, _open_files, _logs)
+          _firewall_networks, _license, _node_role, _durable_sessions, _hashing_and_acl, _authentication, _open_files, _logs)
 # These read emq_node_version: they run once it is an EMQX 5 version.
-VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _durable_sessions)
+VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _node_role, _durable_sessions)
 
 
 def emq_node_problems(inputs):

@@ -23,15 +23,17 @@ def emqx_cluster_status(stdout):
     return parse_status_json(stdout) or {}
 
 
-def emqx_cluster_members(hosts):
-    """One line per node, sorted: "<node>  running|<state>  <version>", or "<name>  not responding".
+def emqx_cluster_members(hosts, roles=None):
+    """One line per node, sorted: "<node>  running|<state>  <version>[  <role>]", or "<name>  not responding".
 
     ``hosts`` are the play's hosts' variables (``ansible_play_hosts | map('extract', hostvars)``): each host's
     ``__emq_cluster_status`` (what iothub.emq.emq_cluster_info returned), or, when the role skipped that
     read because discovery had already formed the expected cluster, ``__emq_cluster_settle`` (the same
     module's earlier read); hosts without either, or that skipped both, are left out; and ``__emq_node_name``
-    or the inventory name for a node that did not answer.
+    or the inventory name for a node that did not answer. ``roles``: {node name: core|replicant} (the
+    ``role_by_name`` of iothub.emq.emq_deployment); each node's role ends its line when given.
     """
+    roles = roles if isinstance(roles, Mapping) else {}
     lines = []
     for host in hosts or []:
         status = host.get("__emq_cluster_status")
@@ -41,9 +43,14 @@ def emqx_cluster_members(hosts):
             continue
         if status.get("node"):
             state = "running" if status.get("state") == "started" else status.get("state")
-            lines.append("%s  %s  %s" % (status["node"], state, status.get("version")))
+            line = "%s  %s  %s" % (status["node"], state, status.get("version"))
+            name = status["node"]
         else:
-            lines.append("%s  not responding" % (host.get("__emq_node_name") or host.get("inventory_hostname")))
+            name = host.get("__emq_node_name") or host.get("inventory_hostname")
+            line = "%s  not responding" % name
+        if roles.get(name):
+            line += "  %s" % roles[name]
+        lines.append(line)
     return sorted(lines)
 
 

@@ -94,7 +94,7 @@ EXAMPLES = r"""
   ansible.builtin.include_role:
     name: iothub.emq.emq_node
   vars:
-    emq_node_static_seeds: "{{ lookup('iothub.emq.emq_deployment', remove=['emqx-3']).remaining_names }}"
+    emq_node_static_seeds: "{{ lookup('iothub.emq.emq_deployment', remove=['emqx-3']).remaining_core_names }}"
 """
 
 RETURN = r"""
@@ -274,7 +274,12 @@ _raw:
           description: The node ports it forwards to (C(mqtt), C(ws)) and, for HAProxy, its health check port (C(check)).
           type: dict
         backend_list:
-          description: Its backend entries C({name, address, host}) as the role makes them.
+          description:
+            - Its backend entries C({name, address, host, role, backup}) as the role makes them. C(role) is the node's
+              C(emq_node_role) (empty for an entry that is no host of the inventory).
+            - With replicants among them and C(<kind>_prefer_replicants) on, the cores have C(backup=true) (the load
+              balancer sends them devices only when no replicant is up); NGINX with C(hash) balancing, which cannot have
+              backup servers, leaves the cores out instead.
           type: list
           elements: dict
         remaining_backends:
@@ -373,6 +378,20 @@ _raw:
       description: Node names, in the same order.
       type: list
       elements: str
+    core_names:
+      description: The node names of the cores (C(emq_node_role=core)), in the same order; the default static seeds.
+      type: list
+      elements: str
+      version_added: 0.5.0
+    replicant_names:
+      description: The node names of the replicants, in the same order.
+      type: list
+      elements: str
+      version_added: 0.5.0
+    role_by_name:
+      description: Each node's role (C(core) or C(replicant)) by node name.
+      type: dict
+      version_added: 0.5.0
     remove:
       description: O(remove) as a list.
       type: list
@@ -394,9 +413,14 @@ _raw:
       type: list
       elements: str
     remaining_names:
-      description: Their node names (the static seeds without the removed nodes).
+      description: Their node names.
       type: list
       elements: str
+    remaining_core_names:
+      description: The node names of the cores among them (the static seeds without the removed nodes).
+      type: list
+      elements: str
+      version_added: 0.5.0
 """
 
 from collections.abc import Mapping

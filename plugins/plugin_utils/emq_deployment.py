@@ -47,6 +47,8 @@ NAME_BAD_CHARS = r'[^A-Za-z0-9_.:-]'
 EMQX_LISTENER_PORTS = {'tcp': 1883, 'ssl': 8883, 'ws': 8083, 'wss': 8084}
 # Bind addresses that mean "every address": the node is reached on its cluster address instead.
 WILDCARDS = ('', '*', '0.0.0.0', '::', '[::]')
+# EMQX's node roles (node.role): replicants are the enterprise edition's (emqx_enterprise_schema.erl).
+NODE_ROLES = ('core', 'replicant')
 
 
 class _Missing(object):
@@ -252,6 +254,8 @@ def node_entry(get, host):
         host=host,
         name=name,
         address=address,
+        # core or replicant (emq_node_role): cores are the static seeds and the nodes others join.
+        role=node_role(get, host),
         dist_port=dist,
         rpc_port=rpc,
         cluster_endpoints=[
@@ -281,6 +285,33 @@ def node_entry(get, host):
     )
 
 
+def node_role(get, host):
+    """The node's role (emq_node_role, with emq_node's default: core)."""
+    return _Host(get, host).text('emq_node_role')
+
+
+def prefer_replicants(members, roles, prefer, backup_allowed=True):
+    """The backend entries with their node's role, and the cores made backups when replicants take the devices.
+
+    members: [{name, address, host}]; roles: {host: role} of the nodes (an entry whose host is not a node has
+    role ''). With prefer and at least one replicant among the members, as EMQ recommends for core-replicant
+    clusters, the cores get backup: true (the load balancer sends them devices only when no replicant is up; an
+    entry of unknown role is left as it is),
+    or are left out when the load balancer cannot have backups (backup_allowed false: NGINX with hash).
+    """
+    out = []
+    for member in members:
+        entry = dict(member)
+        entry['role'] = roles.get(entry.get('host') or '', '')
+        out.append(entry)
+    replicants = [entry for entry in out if entry['role'] == 'replicant']
+    for entry in out:
+        entry['backup'] = bool(prefer and replicants and entry['role'] == 'core')
+    if not backup_allowed:
+        out = [entry for entry in out if not entry['backup']]
+    return out
+
+
 def node_address(get, host):
     """The private address a node is reached on (emq_node_cluster_address, with emq_node's default)."""
     return _Host(get, host).text('emq_node_cluster_address')
@@ -305,6 +336,17 @@ def backend_list(get, host, kind, groups, bad_chars=NAME_BAD_CHARS):
     for member in groups.get(group) or []:
         out.append(dict(name=server_name(member, bad_chars), address=node_address(get, member), host=member))
     return out
+
+
+def lb_backends(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
+    """backend_list with each entry's role and backup flag, as the load balancer writes its servers."""
+    h, value = _lb(get, host, kind)
+    members = backend_list(get, host, kind, groups, bad_chars)
+    known = set(groups.get('all') or []) | set(nodes_by_host)
+    roles = dict((m['host'], nodes_by_host[m['host']]['role'] if m['host'] in nodes_by_host else node_role(get, m['host']))
+                 for m in members if m['host'] in known)
+    backup_allowed = not (kind == 'nginx_lb' and h.text('nginx_lb_balance') == 'hash')
+    return prefer_replicants(members, roles, value('prefer_replicants', 'flag'), backup_allowed)
 
 
 def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
@@ -333,7 +375,7 @@ def lb_entry(get, host, kind, groups, nodes_by_host, bad_chars=NAME_BAD_CHARS):
         backend_ports['check'] = h.integer('haproxy_lb_backend_check_port')
     backends = [name for name, port in BACKENDS if port == 'mqtt' or wss_enabled]
 
-    members = backend_list(get, host, kind, groups, bad_chars)
+    members = lb_backends(get, host, kind, groups, nodes_by_host, bad_chars)
     # Which node each backend entry is: its host, else the node with its address.
     by_address = dict((node['address'], node['host']) for node in nodes_by_host.values())
     sources = (h.raw('haproxy_lb_source_addresses') or []) if kind == 'haproxy_lb' else []
@@ -640,10 +682,14 @@ def deployment(groups, get, remove=None, node_group=NODE_GROUP, hosts=None, load
         lb_by_host=dict((lb['host'], lb) for lb in lbs),
         node_hosts=node_hosts,
         node_names=[node['name'] for node in nodes],
+        core_names=[node['name'] for node in nodes if node['role'] == 'core'],
+        replicant_names=[node['name'] for node in nodes if node['role'] == 'replicant'],
+        role_by_name=dict((node['name'], node['role']) for node in nodes),
         remove=remove,
         remove_unknown=[host for host in remove if host not in nodes_by_host],
         removed_hosts=removed,
         removed_names=[nodes_by_host[host]['name'] for host in removed],
         remaining_hosts=[node['host'] for node in remaining],
         remaining_names=[node['name'] for node in remaining],
+        remaining_core_names=[node['name'] for node in remaining if node['role'] == 'core'],
     )

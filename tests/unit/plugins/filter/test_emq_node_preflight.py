@@ -42,6 +42,9 @@ BASE = {
     "_emq_node_discovery_strategies": ["static", "manual", "dns", "etcd"],
     "_emq_node_listener_types": ["tcp", "ssl", "ws", "wss"],
     "_emq_node_group_names": ["emqx@10.0.0.1", "emqx@10.0.0.2"],
+    "_emq_node_group_cores": ["emqx@10.0.0.1", "emqx@10.0.0.2"],
+    "_emq_node_group_roles": {"emqx@10.0.0.1": "core", "emqx@10.0.0.2": "core"},
+    "_emq_node_node_roles": ["core", "replicant"],
     "_emq_node_bind_errors": [],
     "_emq_node_ports": [1883, 8083, 18083, 4370, 5370],
     "_emq_node_tls_missing": [],
@@ -56,6 +59,7 @@ BASE = {
     "emq_node_dashboard_password_previous": "",
     "emq_node_name": "emqx@10.0.0.1",
     "emq_node_allow_numbered_name": False,
+    "emq_node_role": "core",
     "emq_node_discovery": "static",
     "emq_node_dns_name": "",
     "emq_node_dns_record_type": "a",
@@ -107,6 +111,10 @@ PACKAGE = {"emq_node_install_source": "package", "emq_node_package_file": "files
 CLIENT_CERTIFICATE = {"emq_node_authentication": "client_certificate"}
 
 
+# A group of one core (10.0.0.1) and one replicant (10.0.0.2).
+REPLICANTS = {'_emq_node_group_cores': ['emqx@10.0.0.1'], '_emq_node_group_roles': {'emqx@10.0.0.1': 'core', 'emqx@10.0.0.2': 'replicant'}}
+
+
 def problems_of(**changes):
     return emq_node_problems(dict(BASE, **changes))
 
@@ -142,6 +150,12 @@ def test_the_base_names_every_input():
     pytest.param({"emq_node_firewall_enabled": False, "emq_node_firewall_admin_networks": ["10.0.0.0/33"]}, id="firewall-off-networks-unread"),
     pytest.param({"emq_node_version": "5.10.4", "_emq_node_group_names": ["emqx@10.0.0.1"]}, id="one-enterprise-node-without-license"),
     pytest.param({"emq_node_version": "5.10.4", "emq_node_license_key": LICENSE}, id="enterprise-cluster-with-license"),
+    pytest.param(dict(REPLICANTS, emq_node_version="5.10.4", emq_node_license_key=LICENSE, emq_node_role="replicant"),
+                 id="enterprise-replicant"),
+    pytest.param(dict(REPLICANTS, emq_node_version="5.10.4", emq_node_license_key=LICENSE, emq_node_discovery="dns",
+                      emq_node_dns_name="mqtt.example", emq_node_role="replicant"), id="enterprise-replicant-dns"),
+    pytest.param(dict(REPLICANTS, emq_node_version="5.10.4", emq_node_license_key=LICENSE, emq_node_static_seeds=["emqx@10.0.0.1"]),
+                 id="core-with-core-seeds"),
     pytest.param({"emq_node_allow_anonymous": True, "emq_node_authn_users": []}, id="anonymous-without-users"),
     pytest.param({"emq_node_authentication": "client_certificate", "emq_node_authn_users": [{"bad": "ignored"}],
                   "haproxy_lb_client_ca_files": {"hlb1": "/etc/ca.pem"}}, id="client-certificates-through-haproxy-with-ca"),
@@ -279,6 +293,20 @@ CASES = [
      ("EMQX 5.10.4 is the enterprise edition: clustering 2 nodes needs a license key", "emq_node_license_key", "open-source 5.8.x")),
     ("license-on-open-source", {"emq_node_license_key": LICENSE},
      ("emq_node_license_key is set, but EMQX 5.8.9 is the open-source build", "Remove emq_node_license_key")),
+    # node roles
+    ("replicant-on-open-source", dict(REPLICANTS, emq_node_role="replicant"),
+     ("emq_node_role is replicant, but EMQX 5.8.9 is the open-source build", "only allowed in Enterprise edition",
+      "emq_node_role: core", "5.9 or later")),
+    ("replicant-with-manual-discovery", dict(REPLICANTS, emq_node_role="replicant", emq_node_version="5.10.4",
+                                             emq_node_license_key=LICENSE, emq_node_discovery="manual"),
+     ("emq_node_role is replicant with emq_node_discovery=manual", "emq_node_discovery: static")),
+    ("no-core", {"_emq_node_group_cores": [], "emq_node_role": "replicant", "emq_node_version": "5.10.4",
+                 "emq_node_license_key": LICENSE},
+     ("The group emq_nodes has no core node", "Make one node or more a core")),
+    ("role-unknown", {"emq_node_role": "leader"}, ('emq_node_role is "leader": write core (the default) or replicant',)),
+    ("replicant-as-seed", dict(REPLICANTS, emq_node_version="5.10.4", emq_node_license_key=LICENSE,
+                               emq_node_static_seeds=["emqx@10.0.0.1", "emqx@10.0.0.2"]),
+     ("emq_node_static_seeds lists emqx@10.0.0.2, which is a replicant", "List cores only")),
     # password hashing and the ACL
     ("hash-algorithm-bcrypt", {"emq_node_authn_password_hash_algorithm": {"name": "bcrypt", "salt_rounds": 10}},
      ("emq_node_authn_password_hash_algorithm must be {name: plain|md5|sha|sha256|sha512", "bcrypt and pbkdf2")),

@@ -60,3 +60,15 @@ def test_members_from_the_settle_read_when_the_wait_was_skipped():
 
 def test_members_of_no_hosts():
     assert emqx_cluster_members([]) == [] and emqx_cluster_members(None) == []
+
+
+def test_members_end_with_their_role_when_given():
+    hosts = [
+        {"inventory_hostname": "n1", "__emq_cluster_status": {"node": "emqx@10.0.0.1", "state": "started", "version": "5.9.1"}},
+        {"inventory_hostname": "n2", "__emq_cluster_status": {"node": "emqx@10.0.0.2", "state": "started", "version": "5.9.1"}},
+        {"inventory_hostname": "n3", "__emq_node_name": "emqx@10.0.0.3", "__emq_cluster_status": {"running": False}},
+    ]
+    roles = {"emqx@10.0.0.1": "core", "emqx@10.0.0.2": "replicant", "emqx@10.0.0.3": "replicant"}
+    assert emqx_cluster_members(hosts, roles) == [
+        "emqx@10.0.0.1  running  5.9.1  core", "emqx@10.0.0.2  running  5.9.1  replicant",
+        "emqx@10.0.0.3  not responding  replicant"]

@@ -63,6 +63,7 @@ DEFAULTS = {
     'emq_node_api_key_file': '/etc/emqx-secrets/api_keys',
     'emq_cluster_cli_path': '/usr/bin/emqx',
     'emq_node_target_connections': 1000000,
+    'emq_node_role': 'core',
     '_lb_common_backend_group': 'emq_nodes',
     '_lb_common_tls_lab_ca_dir': '{{ inventory_dir }}/.lab-ca',
 }
@@ -70,7 +71,8 @@ for _kind in shape.LB_KINDS:
     DEFAULTS.update({_kind + '_' + k: v for k, v in {
         'backend_group': 'emq_nodes', 'backends': [], 'backend_mqtt_port': 1883, 'backend_ws_port': 8083,
         'mqtts_port': 8883, 'wss_enabled': True, 'wss_port': 8084, 'mqtt_enabled': False, 'mqtt_port': 1883,
-        'tls_source': 'files', 'private_address': '{{ ansible_host }}'}.items()})
+        'tls_source': 'files', 'private_address': '{{ ansible_host }}', 'prefer_replicants': True}.items()})
+DEFAULTS.update(nginx_lb_balance='least_conn')
 DEFAULTS.update(haproxy_lb_backend_check_port=18083, haproxy_lb_admin_socket='/run/haproxy/admin.sock',
                 haproxy_lb_source_addresses=[])
 DEFAULTS.update(haproxy_lb_prometheus_enabled=True, haproxy_lb_prometheus_path='/metrics', haproxy_lb_prometheus_bind_address='',
@@ -250,9 +252,9 @@ def test_explicit_backends_replace_the_group():
     hostvars = dict(NODES, **{'lb-1': dict(LBS['lb-1'], haproxy_lb_backends=backends)})
     d = _deployment(hostvars, {'emq_nodes': list(NODES), 'haproxy_lb': ['lb-1']}, remove='emqx-1')
     lb = d['lbs'][0]
-    assert lb['backend_list'] == [{'name': 'node_one', 'address': '10.0.0.1', 'host': ''},
-                                  {'name': 'two', 'address': '10.0.0.2', 'host': 'emqx-2'},
-                                  {'name': '10.9.9.9', 'address': '10.9.9.9', 'host': ''}]
+    assert lb['backend_list'] == [{'name': 'node_one', 'address': '10.0.0.1', 'host': '', 'role': '', 'backup': False},
+                                  {'name': 'two', 'address': '10.0.0.2', 'host': 'emqx-2', 'role': 'core', 'backup': False},
+                                  {'name': '10.9.9.9', 'address': '10.9.9.9', 'host': '', 'role': '', 'backup': False}]
     # The first entry is emqx-1 by its address: its server is drained, and it leaves with it.
     assert lb['servers'] == {'emqx-1': ['node_one'], 'emqx-2': ['two']}
     assert [b['name'] for b in lb['remaining_backends']] == ['two', '10.9.9.9']
@@ -282,8 +284,9 @@ def test_remove_lists_what_stays():
     assert d['remaining_names'] == ['emqx@10.0.0.1', 'emqx@10.0.0.2']
     assert [n['removed'] for n in d['nodes']] == [False, False, True]
     for lb in d['lbs']:
-        assert lb['remaining_backends'] == [{'name': 'emqx-1', 'address': '10.0.0.1', 'host': 'emqx-1'},
-                                            {'name': 'emqx-2', 'address': '10.0.0.2', 'host': 'emqx-2'}]
+        assert lb['remaining_backends'] == [
+            {'name': 'emqx-1', 'address': '10.0.0.1', 'host': 'emqx-1', 'role': 'core', 'backup': False},
+            {'name': 'emqx-2', 'address': '10.0.0.2', 'host': 'emqx-2', 'role': 'core', 'backup': False}]
 
 
 def test_nothing_removed_and_no_load_balancers():
@@ -292,6 +295,43 @@ def test_nothing_removed_and_no_load_balancers():
     assert d['remove'] == [] and d['removed_hosts'] == []
     assert d['remaining_names'] == d['node_names'] == ['emqx@10.0.0.1', 'emqx@10.0.0.2', 'emqx@10.0.0.3']
     assert all(n['haproxy_servers'] == [] for n in d['nodes'])
+
+
+# ---- cores and replicants ------------------------------------------------------------------------
+
+REPLICATED = dict(NODES, **{'emqx-3': dict(NODES['emqx-3'], emq_node_role='replicant')})
+
+
+def test_roles_name_the_cores_and_the_replicants():
+    d = _deployment(dict(REPLICATED, **LBS))
+    assert [n['role'] for n in d['nodes']] == ['core', 'core', 'replicant']
+    assert d['core_names'] == ['emqx@10.0.0.1', 'emqx@10.0.0.2']
+    assert d['replicant_names'] == ['emqx@10.0.0.3']
+    assert d['role_by_name'] == {'emqx@10.0.0.1': 'core', 'emqx@10.0.0.2': 'core', 'emqx@10.0.0.3': 'replicant'}
+    assert _deployment(dict(REPLICATED, **LBS), remove='emqx-2')['remaining_core_names'] == ['emqx@10.0.0.1']
+
+
+def test_load_balancers_keep_the_cores_as_backups_of_the_replicants():
+    d = _deployment(dict(REPLICATED, **LBS))
+    for lb in d['lbs']:
+        assert [(b['name'], b['role'], b['backup']) for b in lb['backend_list']] == [
+            ('emqx-1', 'core', True), ('emqx-2', 'core', True), ('emqx-3', 'replicant', False)]
+        # The backups are still drained and put back in a rollout.
+        assert sorted(lb['servers']) == ['emqx-1', 'emqx-2', 'emqx-3']
+
+
+def test_prefer_replicants_off_treats_every_node_alike():
+    lbs = {'lb-1': dict(LBS['lb-1'], haproxy_lb_prefer_replicants=False), 'lb-2': LBS['lb-2']}
+    d = _deployment(dict(REPLICATED, **lbs))
+    assert [b['backup'] for b in d['lb_by_host']['lb-1']['backend_list']] == [False, False, False]
+    assert [b['backup'] for b in d['lb_by_host']['lb-2']['backend_list']] == [True, True, False]
+
+
+def test_nginx_hashing_leaves_the_cores_out_instead():
+    lbs = dict(LBS, **{'lb-2': dict(LBS['lb-2'], nginx_lb_balance='hash')})
+    d = _deployment(dict(REPLICATED, **lbs))
+    assert [b['name'] for b in d['lb_by_host']['lb-2']['backend_list']] == ['emqx-3']
+    assert d['lb_by_host']['lb-2']['servers'] == {'emqx-3': ['emqx-3']}
 
 
 def test_an_empty_inventory():

@@ -2,7 +2,7 @@
 # Run Molecule scenarios in waves: the waves one after another; within a wave, at most MOLECULE_JOBS
 # scenarios at a time (default 3), started in the order listed, the next as soon as one ends.
 #
-#   scripts/molecule-waves.sh "emq_cluster+manual,haproxy_lb,emq_node,nginx_lb,toolchain site"
+#   scripts/molecule-waves.sh "emq_cluster+manual,haproxy_lb,emq_node,nginx_lb site"
 #
 # A wave is a comma-separated list; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
 # Why: a Molecule run spends most of its time waiting (containers booting, services starting, probes and

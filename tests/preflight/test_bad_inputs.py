@@ -338,8 +338,8 @@ CASES = [
          ("missing required arguments: emq_node_cookie", "n1 failed before emq_node's checks", "--limit"),
          {"emq_node_cookie": REMOVE}, host_vars={"n2": {"emq_node_cookie": COOKIE}}, failing_hosts=("n2",), argspec_fails_on=("n1",)),
     # issue 19: replicants are the enterprise edition's, and only beside a core.
-    Case("replicant-on-open-source", NODE_CHECK, ("emq_node_role is replicant, but EMQX 5.8.9 is the open-source build",
-                                                 "emq_node_role: core"),
+    Case("replicant-on-open-source", NODE_CHECK,
+         ("emq_node_role is replicant, but EMQX 5.8.9 is the open-source build", "emq_node_role: core"),
          {}, host_vars={"n2": {"emq_node_role": "replicant"}}, failing_hosts=("n2",)),
     Case("cookie-default", NODE_CHECK, ("emq_node_cookie", "emqxsecretcookie", "openssl rand -hex 24", "ansible-vault"),
          {"emq_node_cookie": "emqxsecretcookie"}),

@@ -3,9 +3,11 @@
 The three nodes and the emq-cluster-dns container become a fresh enterprise cluster (the stand-in's
 emqx-enterprise package, a license key): emq-cluster-1 and -2 are cores, emq-cluster-3 and the dns
 container are replicants (emq_node_role), static discovery. The role makes the cores the seeds; the
-replicants find them by themselves. Messages cross between cores and replicants both ways, EMQX's own API
-names each node's role, a replicant that restarts comes back into the cluster, and a second run changes
-nothing.
+replicants find them by themselves. HAProxy (haproxy_lb, on the dns container) sends devices to the
+replicants and to the cores only while no replicant is up. Messages cross between cores and replicants both
+ways, EMQX's own API names each node's role, and a replicant that restarts comes back into the cluster.
+(The role's second run is proven by the scenario's idempotence step; this stage's only differences, node.role
+and the seeds, are rendered the same way.)
 """
 
 import json
@@ -16,10 +18,16 @@ import time
 import urllib.request
 import uuid
 
+import pathlib
+import sys
+
 import paho.mqtt.client as mqtt
 import pytest
 
 from cluster_lab import INFRA_ADDR, INFRA_HOST, NODES, SCENARIO, host, members, running, wait
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_shared"))
+from lbtest import Device  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = SCENARIO.parents[1]
 EE_VERSION = "5.10.4"
@@ -32,29 +40,48 @@ BACKEND = ("molecule-backend", "molecule-backend-pw")
 DASHBOARD = ("admin", "molecule-Cluster-pw")
 EE_VARS = ["-e", "emq_node_discovery=static", "-e", "emq_node_version=" + EE_VERSION,
            "-e", "emq_node_package_file=" + str(EE_PACKAGE), "-e", "emq_node_license_key=molecule-license-key"]
-# The replicants, and the dns container as a fourth node (an inventory of its own beside Molecule's).
+# The replicants, the dns container as a fourth node and as HAProxy (an inventory of its own beside Molecule's).
+# No PROXY protocol: the tests' clients also speak to the nodes straight.
 INVENTORY = """emq_nodes:
+  vars:
+    emq_node_proxy_protocol: false
   hosts:
     emq-cluster-3:
       emq_node_role: replicant
-    %s:
+    %(infra)s:
       emq_node_role: replicant
-      emq_node_cluster_address: %s
-""" % (INFRA_HOST, INFRA_ADDR)
+      emq_node_cluster_address: %(addr)s
+haproxy_lb:
+  hosts:
+    %(infra)s:
+      haproxy_lb_private_address: %(addr)s
+      haproxy_lb_proxy_protocol: false
+      haproxy_lb_tls_source: lab
+      haproxy_lb_tls_lab_ca_dir: %(ca_dir)s
+      haproxy_lb_stats_user: molecule-ops
+      haproxy_lb_stats_password: molecule-stats-pw
+      haproxy_lb_sysctl_apply: false
+      haproxy_lb_target_connections: 5000
+"""
 
 
-def _converge(inventory):
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-i", str(inventory), *EE_VARS,
-           str(SCENARIO / "converge.yml")]
+def _converge(inventory, playbook=SCENARIO / "replicants.yml", *extra):
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-i", str(inventory), *EE_VARS, *extra,
+           str(playbook)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
                          env=dict(os.environ, ANSIBLE_LOG_PATH="", ANSIBLE_FORCE_COLOR="false"))
     return run.returncode, run.stdout + run.stderr
 
 
 @pytest.fixture(scope="module")
-def inventory(tmp_path_factory):
-    path = tmp_path_factory.mktemp("replicants") / "replicants.yml"
-    path.write_text(INVENTORY)
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("replicants")
+
+
+@pytest.fixture(scope="module")
+def inventory(workdir):
+    path = workdir / "replicants.yml"
+    path.write_text(INVENTORY % dict(infra=INFRA_HOST, addr=INFRA_ADDR, ca_dir=workdir / "lab-ca"))
     return path
 
 
@@ -65,7 +92,8 @@ def enterprise(dns_server, inventory):
         # Back to Docker's resolver: the DNS tests pointed every container at dnsmasq, which answers test names only.
         host(name).check_output(
             "printf 'nameserver 127.0.0.11\\n' > /etc/resolv.conf; systemctl stop emqx 2>/dev/null;"
-            " (dpkg -s emqx >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq emqx >/dev/null); "
+            " for p in emqx emqx-enterprise; do dpkg -s $p >/dev/null 2>&1 &&"
+            " DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $p >/dev/null; done;"
             "rm -rf /var/lib/emqx /etc/emqx /etc/emqx-secrets /var/log/emqx /var/cache/iothub-emq; true")
     return _converge(inventory)
 
@@ -124,6 +152,7 @@ def _crosses(subscribers, publishers):
         time.sleep(1)  # the routes reach every node
         for name, pub in pubs.items():
             pub.client.publish(topics[name], b"from " + name.encode(), qos=1).wait_for_publish(5)
+
         def missing():
             return [(s, p) for s, sub in subs.items() for p in publishers if not sub.has((topics[p], b"from " + p.encode()))]
 
@@ -150,23 +179,72 @@ def test_cores_are_the_seeds_and_replicants_join_them(enterprise):
     assert "EMQ recommends an odd number of cores" in out
 
 
-def test_emqx_lists_each_node_with_its_role(enterprise):
+def test_emqx_and_verify_list_each_node_with_its_role(enterprise, inventory):
     expected = dict(("emqx@" + ip, "replicant" if name in REPLICANTS else "core") for name, ip in ALL.items())
     for name in ("emq-cluster-1", "emq-cluster-3"):
         assert _roles(ALL[name]) == expected
+    rc, out = _converge(inventory, PROJECT / "playbooks" / "verify.yml", "-v", "--tags", "verify_cluster")
+    named = ", ".join("%s (%s)" % (node, expected[node]) for node in EVERYONE)
+    # -v shows the check's message, wrapped over lines.
+    assert rc == 0 and "All 4 nodes are running in the cluster: %s." % named in " ".join(out.split()), out[-3000:]
 
 
 def test_messages_cross_between_cores_and_replicants(enterprise):
     assert _crosses(["emq-cluster-1", INFRA_HOST], ["emq-cluster-2", "emq-cluster-3"]) == []
 
 
+def _landed(devices):
+    """The node each device is connected to, as EMQX's /api/v5/clients lists it (asked of a core)."""
+    core = ALL["emq-cluster-1"]
+    token = _api(core, "login", body={"username": DASHBOARD[0], "password": DASHBOARD[1]})["token"]
+    out = []
+    for device in devices:
+        listed = {}
+        wait(lambda d=device: listed.update(found=_api(core, "clients?clientid=" + d.clientid, token)["data"]) or listed["found"], 10)
+        out.append(listed["found"][0]["node"] if listed.get("found") else None)
+    return out
+
+
+def _through_haproxy(workdir, count):
+    """The nodes that count devices connected through HAProxy's MQTT over TLS landed on."""
+    devices = []
+    try:
+        for _ in range(count):
+            devices.append(Device(INFRA_ADDR, 8883, str(workdir / "lab-ca" / "ca.pem")))
+        return _landed(devices)
+    finally:
+        for device in devices:
+            device.close()
+
+
+def test_haproxy_sends_devices_to_the_replicants_and_to_the_cores_only_without_them(enterprise, workdir):
+    config = host(INFRA_HOST).file("/etc/haproxy/haproxy.cfg").content_string
+    for name in ALL:
+        lines = [text for text in config.splitlines() if text.strip().startswith("server %s " % name)]
+        assert lines and all(line.endswith(" backup") == (name in CORES) for line in lines), config
+    cores = set("emqx@" + ip for ip in CORES.values())
+    replicants = set("emqx@" + ip for ip in REPLICANTS.values())
+    assert set(_through_haproxy(workdir, 6)) == replicants
+
+    def on_cores():
+        try:
+            return set(_through_haproxy(workdir, 1)) <= cores
+        except AssertionError:  # no CONNACK while HAProxy still tries a stopped replicant
+            return False
+
+    for name in REPLICANTS:
+        host(name).check_output("systemctl stop emqx")
+    try:
+        # HAProxy's checks (every 2 s, down after 3 failures) take the replicants out; the backups take over.
+        assert wait(on_cores, 30), "devices did not reach the cores with every replicant stopped"
+        assert set(_through_haproxy(workdir, 4)) <= cores
+    finally:
+        for name in REPLICANTS:
+            host(name).check_output("systemctl start emqx")
+    assert wait(lambda: all(running(n) == EVERYONE for n in ALL), 120), members(ALL)
+
+
 def test_a_replicant_that_restarts_comes_back(enterprise):
     host("emq-cluster-3").check_output("systemctl restart emqx")
     assert wait(lambda: all(running(n) == EVERYONE for n in ALL), 120), members(ALL)
     assert _crosses(["emq-cluster-3"], ["emq-cluster-1", INFRA_HOST]) == []
-
-
-def test_a_second_run_with_replicants_changes_nothing(enterprise, inventory):
-    rc, out = _converge(inventory)
-    recap = [line for line in out.splitlines() if "ok=" in line and line.split()[0] in ALL]
-    assert rc == 0 and len(recap) == 4 and all("changed=0" in line for line in recap), out[-3000:]

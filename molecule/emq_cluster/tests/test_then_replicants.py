@@ -121,7 +121,9 @@ class _Client:
         self.messages, self.lock, self.connected = [], threading.Lock(), threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="molecule-" + uuid.uuid4().hex[:10])
         self.client.username_pw_set(*BACKEND)
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p=None: rc == 0 and self.connected.set()
+        self.client.on_subscribe = lambda c, u, mid, rc, p=None: self.subscribed.set()
         self.client.on_message = self._message
         self.client.connect(address, 1883, keepalive=30)
         self.client.loop_start()
@@ -147,9 +149,11 @@ def _crosses(subscribers, publishers):
     try:
         topics = dict((name, "molecule/roles/%s/%s" % (name, uuid.uuid4().hex[:6])) for name in publishers)
         for sub in subs.values():
-            for topic in topics.values():
-                sub.client.subscribe(topic, qos=1)
-        time.sleep(1)  # the routes reach every node
+            sub.client.subscribe([(topic, 1) for topic in topics.values()])
+            assert sub.subscribed.wait(10), "no SUBACK"
+        # A route made on one node reaches the others asynchronously (EMQX replicates routes; on a replicant
+        # through its core): a publish right after SUBACK may find no route on another node yet.
+        time.sleep(3)
         for name, pub in pubs.items():
             pub.client.publish(topics[name], b"from " + name.encode(), qos=1).wait_for_publish(5)
 

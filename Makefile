@@ -12,16 +12,13 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 SCENARIO ?= toolchain
-# Scenarios `make test` runs, in waves (scripts/molecule-waves.sh): the comma-separated jobs of a wave,
-# at most MOLECULE_JOBS (4) at a time, longest first; the waves in order; "name+value" runs scenario name with
-# EMQ_CLUSTER_DISCOVERY=value; "make:pytest" is the pytest gate, which runs beside the first scenarios
-# (it and a Molecule run mostly wait on processes and containers, so four share 2 cores).
+# Scenarios `make test` runs, in waves (scripts/molecule-waves.sh): the comma-separated scenarios of a wave,
+# at most MOLECULE_JOBS (3) at a time, longest first; the waves in order; "name+value" runs scenario name with
+# EMQ_CLUSTER_DISCOVERY=value.
 # emq_cluster runs with manual joins (then DNS discovery): static discovery (the default) is what `site`
 # deploys and tests. site, which counts failed connects during rollouts, runs alone. toolchain (the container
 # host alone) is left out: every scenario here proves the same containers, converge and testinfra.
-MOLECULE_WAVES ?= emq_cluster+manual,haproxy_lb,make:pytest,emq_node,nginx_lb site
-MOLECULE_JOBS ?= 4
-export MOLECULE_JOBS
+MOLECULE_WAVES ?= emq_cluster+manual,haproxy_lb,emq_node,nginx_lb site
 # The offline EMQX stand-in package the scenarios install through emq_node's package-file path.
 STANDIN_VERSION ?= 5.8.9
 STANDIN_DEB := tests/output/standin/emqx_$(STANDIN_VERSION)_all.deb
@@ -55,7 +52,7 @@ help:
 	@echo "make host                  install/start the Docker engine and build the base images"
 	@echo "make standin               build the offline EMQX stand-in package the scenarios install"
 
-test: venv host lint sanity units build standin sslyze
+test: venv host lint sanity units pytest build standin sslyze
 	@rm -f tests/output/*-figures.txt
 	scripts/molecule-waves.sh "$(MOLECULE_WAVES)"
 	@for f in tests/output/*-figures.txt; do [ -f "$$f" ] && { echo "==> figures measured by the scenarios ($$f):"; cat "$$f"; }; done; true

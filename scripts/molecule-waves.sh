@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Run Molecule scenarios in waves: the waves one after another; within a wave, at most MOLECULE_JOBS
-# jobs at a time (default 3), started in the order listed, the next as soon as one ends.
+# scenarios at a time (default 3), started in the order listed, the next as soon as one ends.
 #
-#   scripts/molecule-waves.sh "emq_cluster+manual,haproxy_lb,make:pytest,emq_node,nginx_lb site"
+#   scripts/molecule-waves.sh "emq_cluster+manual,haproxy_lb,emq_node,nginx_lb site"
 #
-# A wave is a comma-separated list; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value;
-# "make:target" runs `make target` (the pytest gate, which mostly waits on the processes it starts, shares
-# the first wave with the scenarios instead of running 14 minutes before them).
+# A wave is a comma-separated list; "name+value" runs scenario name with EMQ_CLUSTER_DISCOVERY=value.
 # Why: a Molecule run spends most of its time waiting (containers booting, services starting, probes and
 # settle times), so three scenarios share 2 cores well; list the longest first, so the short ones fill the
 # slots the others leave. Scenarios never share containers, networks (each has its own subnet) or Molecule
@@ -20,17 +18,9 @@ out_dir="tests/output"
 jobs="${MOLECULE_JOBS:-3}"
 mkdir -p "$out_dir"
 
-log_of() {  # spec -> its log file
-  local spec="${1//+/-}"
-  if [[ "$spec" == make:* ]]; then echo "$out_dir/make-${spec#make:}.log"; else echo "$out_dir/molecule-$spec.log"; fi
-}
-
-run_one() {  # scenario[+discovery] | make:target -> its exit code; its duration in <log>.seconds
-  local spec="$1" name="${1%%+*}" log t0=$SECONDS rc
-  log=$(log_of "$spec")
-  if [[ "$spec" == make:* ]]; then
-    make --no-print-directory "${spec#make:}" > "$log" 2>&1
-  elif [[ "$spec" == *+* ]]; then
+run_one() {  # scenario[+discovery] -> exit code of molecule test; its duration in <log>.seconds
+  local spec="$1" name="${1%%+*}" log="$out_dir/molecule-${1//+/-}.log" t0=$SECONDS rc
+  if [[ "$spec" == *+* ]]; then
     EMQ_CLUSTER_DISCOVERY="${spec#*+}" molecule test -s "$name" > "$log" 2>&1
   else
     molecule test -s "$name" > "$log" 2>&1
@@ -42,7 +32,7 @@ run_one() {  # scenario[+discovery] | make:target -> its exit code; its duration
 
 for wave in $waves; do
   IFS=, read -r -a specs <<< "$wave"
-  echo "==> wave: ${specs[*]} ($(date -u +%H:%M:%S))"
+  echo "==> molecule wave: ${specs[*]} ($(date -u +%H:%M:%S))"
   declare -A running=()  # pid -> spec
   failed=()
   for spec in "${specs[@]}"; do
@@ -59,7 +49,7 @@ for wave in $waves; do
     unset "running[$done_pid]"
   done
   for spec in "${specs[@]}"; do
-    log=$(log_of "$spec")
+    log="$out_dir/molecule-${spec//+/-}.log"
     took=$(cat "$log.seconds" 2>/dev/null || echo 0)
     if [[ " ${failed[*]} " == *" $spec "* ]]; then
       echo "==> $spec FAILED after $(( took / 60 )) min $(( took % 60 )) s; its whole output ($log):"
@@ -74,7 +64,7 @@ for wave in $waves; do
   done
   unset running
   if [ "${#failed[@]}" -gt 0 ]; then
-    echo "==> waves: ${failed[*]} failed"
+    echo "==> molecule: ${failed[*]} failed"
     exit 1
   fi
 done

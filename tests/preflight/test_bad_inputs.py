@@ -610,7 +610,8 @@ def test_valid_inputs_pass_every_check(tmp_path: Path, role: str, source: str) -
         # The TLS listeners' certificate checks (an include_role, logged without the role's name when skipped)
         # run only for TLS listeners without a certificate of their own: none in the base inputs.
         package_tasks = {"Look for the package file on the controller"}
-        tls_tasks = {"Check the certificate, its key and its chain of the TLS listeners"}
+        tls_tasks = {"Check the certificate, its key and its chain of the TLS listeners",
+                     "Check the certificate and key of TLS between the nodes"}
         # The even-cores warning: only for a group with replicants, none in the base inputs.
         warn_tasks = {"Warn about an even number of cores"}
         for task in _preflight_checks(role):

@@ -360,8 +360,9 @@ def test_the_cluster_forms_over_tls(cluster_tls):
         assert dist.content_string.count("{verify, verify_peer}") == 2 and "{fail_if_no_peer_cert, true}" in dist.content_string
         key = box.file(SECRETS + "/cluster-tls/node.key")
         assert key.user == "emqx" and key.mode == 0o600
-        # The node runs with the options file (bin/emqx puts it on the VM's command line).
-        assert "-ssl_dist_optfile %s/ssl_dist.conf" % SECRETS in box.check_output("ps -eo args")
+        # bin/emqx hands the file named here to the VM (-ssl_dist_optfile).
+        env = box.check_output("systemctl show -p Environment emqx")
+        assert "EMQX_SSL_DIST_OPTFILE=%s/ssl_dist.conf" % SECRETS in env, env
     assert wait(lambda: all(running(n) == EVERYONE for n in ALL), 120), members(ALL)
     assert _crosses(["emq-cluster-1", INFRA_HOST], ["emq-cluster-2", "emq-cluster-3"]) == []
 

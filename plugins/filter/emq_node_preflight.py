@@ -70,9 +70,13 @@ INPUTS = (
     "emq_node_open_files", "emq_node_open_files_headroom",
     "emq_node_log_level", "emq_node_log_file_enabled", "emq_node_log_file_rotation_size",
     "emq_node_log_file_rotation_count", "emq_node_log_console_enabled", "emq_node_log_formatter",
+    "emq_node_cluster_tls", "emq_node_cluster_tls_source", "emq_node_cluster_tls_ca_file", "emq_node_cluster_tls_cert_file",
+    "emq_node_cluster_tls_key_file", "emq_node_cluster_tls_lab_ca_dir", "emq_node_cluster_tls_lab_days",
+    "emq_node_tls_lab_ca_dir", "_emq_node_ssl_dist_file",
     # what the preflight read: the controller's stat of the package file (empty when not looked for), this host's
-    # fs.nr_open (empty when not read), and the load balancers (only with client certificates)
-    "package_file_stat", "nr_open", "nginx_lb_hosts", "haproxy_lb_client_ca_files",
+    # fs.nr_open (empty when not read), the load balancers (only with client certificates), and whether the cluster CA
+    # file is a file on the controller (emq_node_cluster_tls with source files only)
+    "package_file_stat", "nr_open", "nginx_lb_hosts", "haproxy_lb_client_ca_files", "cluster_tls_ca_file_found",
 )
 
 DNS_RECORD_TYPES = ("a", "aaaa", "srv")
@@ -570,9 +574,49 @@ def _logs(v):
     return out
 
 
+def _cluster_tls(v):
+    """TLS between the nodes: cluster.proto_dist = inet_tls with the options file bin/emqx passes as -ssl_dist_optfile
+    (bin/emqx refuses to boot when its path has a space), and rpc.protocol = ssl."""
+    if not _bool(v["emq_node_cluster_tls"]):
+        return []
+    source, out = v["emq_node_cluster_tls_source"], []
+    if source not in ("files", "lab"):
+        return ['emq_node_cluster_tls_source is "%s": write files (your cluster CA and one certificate per node) or lab (a '
+                "cluster CA and certificates made on the controller)." % source]
+    if source == "files":
+        empty = [name for name in ("emq_node_cluster_tls_ca_file", "emq_node_cluster_tls_cert_file",
+                                   "emq_node_cluster_tls_key_file") if _length(v[name]) == 0]
+        if empty:
+            out.append("emq_node_cluster_tls is on with emq_node_cluster_tls_source=files, but %s %s empty: give the cluster CA "
+                       "certificate and this node's certificate and key (PEM files on the controller; the certificate for "
+                       "serverAuth and clientAuth, naming %s), or use emq_node_cluster_tls_source: lab for a lab."
+                       % (_join(empty), "is" if len(empty) == 1 else "are", to_text(v["emq_node_name"]).split("@")[-1]))
+        elif not _bool(v["cluster_tls_ca_file_found"]):
+            out.append('emq_node_cluster_tls_ca_file = "%s" is not a readable file on the controller: give the absolute path '
+                       "of the cluster CA certificate (PEM)." % v["emq_node_cluster_tls_ca_file"])
+    else:
+        lab_dir = to_text(v["emq_node_cluster_tls_lab_ca_dir"]).rstrip("/")
+        if not lab_dir:
+            out.append("emq_node_cluster_tls_lab_ca_dir is empty: give a directory on the controller for the cluster's lab CA.")
+        elif lab_dir == to_text(v["emq_node_tls_lab_ca_dir"]).rstrip("/"):
+            out.append('emq_node_cluster_tls_lab_ca_dir is "%s", the lab CA directory of the devices (emq_node_tls_lab_ca_dir): '
+                       "devices hold that CA, and the nodes must trust only a CA of their own. Give it another directory, e.g. "
+                       "the .cluster-ca directory beside the inventory (the default)." % lab_dir)
+        days = _int(v["emq_node_cluster_tls_lab_days"])
+        if days is None or not 1 <= days <= 366:
+            out.append("emq_node_cluster_tls_lab_days=%s is outside 1..366: write the days a lab node certificate lasts, e.g. "
+                       "365." % v["emq_node_cluster_tls_lab_days"])
+    if _match(v["_emq_node_ssl_dist_file"], r".*\s"):
+        out.append('The TLS distribution options file would be "%s", and bin/emqx refuses to boot with a space in that path '
+                   "(\"No space is allowed for Erlang distribution over SSL option file path\"): give emq_node_secrets_dir a path "
+                   "without spaces." % v["_emq_node_ssl_dist_file"])
+    return out
+
+
 CHECKS = (_operating_system, _install_source, _package_file, _cookie, _dashboard_password, _node_name, _discovery,
           _listeners, _tls_options, _api_keys, _extra_config_schema, _config_words, _unknown_roots, _secrets_paths,
-          _firewall_networks, _license, _node_role, _durable_sessions, _hashing_and_acl, _authentication, _open_files, _logs)
+          _firewall_networks, _license, _node_role, _durable_sessions, _hashing_and_acl, _authentication, _open_files, _logs,
+          _cluster_tls)
 # These read emq_node_version: they run once it is an EMQX 5 version.
 VERSION_CHECKS = (_api_keys, _extra_config_schema, _unknown_roots, _license, _node_role, _durable_sessions)
 

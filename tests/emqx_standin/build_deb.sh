@@ -191,6 +191,10 @@ cat > "$ROOT/etc/emqx/acl.conf" <<'EOF'
 
 {allow, all}.
 EOF
+# apps/emqx/etc/ssl_dist.conf at v5.8.9, rendered as rebar.config.erl's etc overlay templates it for a
+# package ({{ platform_etc_dir }} = /etc/emqx): verify_none on both sides; bin/emqx passes it as
+# -ssl_dist_optfile when cluster.proto_dist is inet_tls or inet6_tls
+sed 's#{{ platform_etc_dir }}#/etc/emqx#g' "$HERE/etc/ssl_dist.conf" > "$ROOT/etc/emqx/ssl_dist.conf"
 # apps/emqx_auth/etc/auth-built-in-db-bootstrap.csv: the default bootstrap_file of the built-in
 # database authenticator (a header only)
 printf 'user_id,password,is_superuser\n' > "$ROOT/etc/emqx/auth-built-in-db-bootstrap.csv"

@@ -341,6 +341,11 @@ CASES = [
     Case("replicant-on-open-source", NODE_CHECK,
          ("emq_node_role is replicant, but EMQX 5.8.9 is the open-source build", "emq_node_role: core"),
          {}, host_vars={"n2": {"emq_node_role": "replicant"}}, failing_hosts=("n2",)),
+    # issue 19: TLS between the nodes needs the cluster CA and each node's certificate and key.
+    Case("cluster-tls-without-files", NODE_CHECK,
+         ("emq_node_cluster_tls is on with emq_node_cluster_tls_source=files", "emq_node_cluster_tls_cert_file",
+          "emq_node_cluster_tls_source: lab"),
+         {"emq_node_cluster_tls": True}),
     Case("cookie-default", NODE_CHECK, ("emq_node_cookie", "emqxsecretcookie", "openssl rand -hex 24", "ansible-vault"),
          {"emq_node_cookie": "emqxsecretcookie"}),
     Case("cookie-short", NODE_CHECK, ("emq_node_cookie", "at least 16", "openssl rand -hex 24"),
@@ -605,7 +610,8 @@ def test_valid_inputs_pass_every_check(tmp_path: Path, role: str, source: str) -
         # The TLS listeners' certificate checks (an include_role, logged without the role's name when skipped)
         # run only for TLS listeners without a certificate of their own: none in the base inputs.
         package_tasks = {"Look for the package file on the controller"}
-        tls_tasks = {"Check the certificate, its key and its chain of the TLS listeners"}
+        tls_tasks = {"Check the certificate, its key and its chain of the TLS listeners",
+                     "Check the certificate and key of TLS between the nodes"}
         # The even-cores warning: only for a group with replicants, none in the base inputs.
         warn_tasks = {"Warn about an even number of cores"}
         for task in _preflight_checks(role):

@@ -46,6 +46,7 @@ VARIANTS = {
     "dashboard-everywhere": {"emq_node_dashboard_bind": "0.0.0.0:18083"},
     "client-certificates": {"emq_node_authentication": "client_certificate"},
     "anonymous-no-acl": {"emq_node_allow_anonymous": True, "emq_node_authz_enabled": False},
+    "cluster-tls": {"emq_node_cluster_tls": True, "emq_node_cluster_tls_source": "lab"},
     "users-by-client-id-sha512-prefix": {
         "emq_node_authn_user_id_type": "clientid",
         "emq_node_authn_password_hash_algorithm": {"name": "sha512", "salt_position": "prefix"},
@@ -113,6 +114,14 @@ def test_rendered_config_is_accepted(tmp_path, name):
                 ssl = conf["listeners"][kind]["default"]["ssl_options"]
                 assert (ssl["certfile"], ssl["keyfile"]) == (str(path[1] / "tls" / "server.pem"), str(path[1] / "tls" / "server.key"))
                 assert ssl["versions"] == ["tlsv1.3", "tlsv1.2"] and "ECDHE-RSA-AES128-GCM-SHA256" in ssl["ciphers"]
+        if name == "cluster-tls":
+            tls = path[1] / "cluster-tls"
+            assert conf["cluster"]["proto_dist"] == "inet_tls"
+            assert conf["rpc"]["protocol"] == "ssl"
+            assert (conf["rpc"]["certfile"], conf["rpc"]["keyfile"], conf["rpc"]["cacertfile"]) == (
+                str(tls / "node.pem"), str(tls / "node.key"), str(tls / "ca.pem"))
+        else:
+            assert conf["cluster"].get("proto_dist", "inet_tcp") == "inet_tcp" and conf["rpc"].get("protocol", "tcp") == "tcp"
         if name.startswith("etcd"):
             assert conf["cluster"]["etcd"]["server"][0] == "http://10.0.0.9:2379"
             assert conf["cluster"]["etcd"]["prefix"] == "emqxcl" and conf["cluster"]["etcd"]["node_ttl"] == 60000

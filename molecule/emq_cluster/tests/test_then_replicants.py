@@ -10,6 +10,7 @@ ways, EMQX's own API names each node's role, and a replicant that restarts comes
 and the seeds, are rendered the same way.)
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -252,3 +253,195 @@ def test_a_replicant_that_restarts_comes_back(enterprise):
     host("emq-cluster-3").check_output("systemctl restart emqx")
     assert wait(lambda: all(running(n) == EVERYONE for n in ALL), 120), members(ALL)
     assert _crosses(["emq-cluster-3"], ["emq-cluster-1", INFRA_HOST]) == []
+
+
+# ---- issue 19 part 2: TLS between the nodes, on the same four nodes -------------------------------------------
+# A packet reader run inside a node (Python's AF_PACKET socket; Docker gives containers CAP_NET_RAW): the TCP
+# payload of every packet to or from the cluster ports (distribution 4370, RPC 5370) for some seconds, into a file.
+SNIFFER = r'''
+import socket, struct, sys, time
+out, seconds = sys.argv[1], float(sys.argv[2])
+ports = {4370, 5370}
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+s.settimeout(0.2)
+end, data, packets = time.time() + seconds, bytearray(), 0
+while time.time() < end:
+    try:
+        frame = s.recv(65535)
+    except socket.timeout:
+        continue
+    if frame[12:14] != b"\x08\x00":
+        continue
+    ip = frame[14:]
+    if ip[9] != 6:
+        continue
+    ihl, total = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0]
+    tcp = ip[ihl:total]
+    sport, dport = struct.unpack("!HH", tcp[:4])
+    payload = tcp[(tcp[12] >> 4) * 4:]
+    if payload and (sport in ports or dport in ports):
+        data += payload
+        packets += 1
+open(out + ".tmp", "wb").write(bytes(data))
+open(out + ".count", "w").write(str(packets))
+__import__("os").rename(out + ".tmp", out)
+'''
+CLUSTER_CA = "cluster-ca"
+SECRETS = "/etc/emqx-secrets"
+
+
+def _cluster_traffic_while_crossing(node, publisher):
+    """What node's cluster ports carried while a QoS 1 message went from a client on publisher to one on node (it
+    crosses by RPC): (bytes seen, packets, the marker in the topic and payload, whether the message arrived)."""
+    marker = "plaintext-marker-" + uuid.uuid4().hex[:8]
+    box = host(node)
+    box.check_output("printf '%%s' %s | base64 -d > /tmp/sniff.py; rm -f /tmp/sniff.out*" % _b64(SNIFFER))
+    box.check_output("nohup python3 /tmp/sniff.py /tmp/sniff.out 8 >/dev/null 2>&1 &")
+    time.sleep(1)
+    sub, pub = _Client(ALL[node]), _Client(ALL[publisher])
+    try:
+        topic = "molecule/tls/" + marker
+        sub.client.subscribe(topic, 1)
+        assert sub.subscribed.wait(10), "no SUBACK"
+        time.sleep(3)
+        pub.client.publish(topic, marker.encode(), qos=1).wait_for_publish(5)
+        arrived = wait(lambda: sub.has((topic, marker.encode())), 10)
+    finally:
+        sub.close()
+        pub.close()
+    assert wait(lambda: box.file("/tmp/sniff.out").exists, 15), "the packet reader wrote nothing"
+    data = box.check_output("base64 -w0 /tmp/sniff.out")
+    return base64.b64decode(data), int(box.file("/tmp/sniff.out.count").content_string), marker.encode(), arrived
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_without_tls_the_cluster_ports_carry_messages_in_plaintext(enterprise):
+    # The control for the test after the switch: the same reading sees the message while the nodes talk TCP.
+    data, packets, marker, arrived = _cluster_traffic_while_crossing("emq-cluster-1", "emq-cluster-2")
+    assert arrived and packets > 0
+    assert marker in data, "the marker did not cross the cluster ports in plaintext over TCP: the reading cannot tell"
+
+
+def _tls_args(workdir, *extra):
+    return ("-e", "emq_node_cluster_tls=true", "-e", "emq_node_cluster_tls_source=lab",
+            "-e", "emq_node_cluster_tls_lab_ca_dir=%s" % (workdir / CLUSTER_CA), *extra)
+
+
+def test_turning_tls_on_in_a_running_cluster_is_refused_without_a_full_restart(enterprise, inventory, workdir):
+    rc, out = _converge(inventory, SCENARIO / "replicants.yml", *_tls_args(workdir))
+    assert rc != 0
+    assert "A node on TLS and a node on TCP cannot talk" in " ".join(out.split()), out[-3000:]
+    for name in ALL:
+        assert "proto_dist" not in host(name).file("/etc/emqx/emqx.conf").content_string
+        assert not host(name).file(SECRETS + "/ssl_dist.conf").exists
+    assert all(running(n) == EVERYONE for n in ALL), members(ALL)
+
+
+@pytest.fixture(scope="module")
+def cluster_tls(enterprise, inventory, workdir):
+    return _converge(inventory, SCENARIO / "replicants.yml",
+                     *_tls_args(workdir, "-e", "emq_node_cluster_tls_allow_full_restart=true"))
+
+
+def test_the_cluster_forms_over_tls(cluster_tls):
+    rc, out = cluster_tls
+    assert rc == 0, out[-5000:]
+    for name, address in ALL.items():
+        box = host(name)
+        conf = box.file("/etc/emqx/emqx.conf").content_string
+        assert 'proto_dist = "inet_tls"' in conf and 'protocol = "ssl"' in conf, conf
+        dist = box.file(SECRETS + "/ssl_dist.conf")
+        assert dist.user == "root" and dist.group == "emqx" and dist.mode == 0o640
+        assert dist.content_string.count("{verify, verify_peer}") == 2 and "{fail_if_no_peer_cert, true}" in dist.content_string
+        key = box.file(SECRETS + "/cluster-tls/node.key")
+        assert key.user == "emqx" and key.mode == 0o600
+        # bin/emqx hands the file named here to the VM (-ssl_dist_optfile).
+        env = box.check_output("systemctl show -p Environment emqx")
+        assert "EMQX_SSL_DIST_OPTFILE=%s/ssl_dist.conf" % SECRETS in env, env
+    assert wait(lambda: all(running(n) == EVERYONE for n in ALL), 120), members(ALL)
+    assert _crosses(["emq-cluster-1", INFRA_HOST], ["emq-cluster-2", "emq-cluster-3"]) == []
+
+
+def test_with_tls_no_cluster_traffic_is_plaintext(cluster_tls):
+    data, packets, marker, arrived = _cluster_traffic_while_crossing("emq-cluster-1", "emq-cluster-2")
+    assert arrived and packets > 0
+    assert marker not in data
+    # Every record on those ports is TLS: a handshake (0x16), application data (0x17), alert (0x15) or change cipher.
+    assert data[:1] in (b"\x14", b"\x15", b"\x16", b"\x17"), data[:40]
+
+
+# Run on a peer (the nodes' firewall opens the cluster ports to the peers only): a TLS client that trusts the
+# cluster CA and shows the certificate given (none without). It sends nothing and prints what it saw within 3 s.
+TLS_CLIENT = r'''
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+if len(sys.argv) > 3:
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+try:
+    with socket.create_connection((sys.argv[1], 4370), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        print("server certificate verified:", dict(x[0] for x in tls.getpeercert()["subject"]).get("commonName"))
+        tls.settimeout(3)
+        try:
+            print("answered" if tls.recv(1) else "closed")
+        except socket.timeout:
+            print("open")
+except (ssl.SSLError, OSError) as e:
+    print("refused:", type(e).__name__, e)
+'''
+
+
+def test_a_peer_without_a_certificate_of_the_cluster_ca_is_refused(cluster_tls):
+    peer = host("emq-cluster-2")
+    peer.check_output("printf '%%s' %s | base64 -d > /tmp/tlsclient.py" % _b64(TLS_CLIENT))
+    client = "python3 /tmp/tlsclient.py %s %s/cluster-tls/ca.pem" % (ALL["emq-cluster-1"], SECRETS)
+    # The node shows a certificate of the cluster CA (the client verified it) and wants one back: in TLS 1.3 the
+    # server checks the client's after the client's side of the handshake, so the refusal comes on the first read.
+    without = peer.check_output(client)
+    assert "server certificate verified: emq-cluster-1" in without, without
+    assert without.splitlines()[-1].startswith(("refused:", "closed")), without
+    # The control: the same client with the peer's own certificate is kept (the node waits for it to speak).
+    with_cert = peer.check_output(client + " %s/cluster-tls/node.pem %s/cluster-tls/node.key" % (SECRETS, SECRETS))
+    assert with_cert.splitlines()[-1] in ("open", "answered"), with_cert
+
+
+def _other_ca(workdir, address):
+    """A CA of someone else and a certificate from it for address (serverAuth, clientAuth), with openssl."""
+    other = workdir / "other-ca"
+    other.mkdir(exist_ok=True)
+    cmds = [
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=other-CA",
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout node.key -out node.csr -subj /CN=intruder",
+        "printf 'subjectAltName=IP:%s\\nextendedKeyUsage=serverAuth,clientAuth\\n' > ext.cnf" % address,
+        "openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 2 -extfile ext.cnf",
+    ]
+    for cmd in cmds:
+        subprocess.run(cmd, shell=True, cwd=other, check=True, capture_output=True)
+    return other
+
+
+def test_a_node_with_a_certificate_of_another_ca_cannot_join(cluster_tls, workdir):
+    # A core: it boots on its own (a replicant would wait for a core) and then tries to reach the other core.
+    name, address = "emq-cluster-2", ALL["emq-cluster-2"]
+    other = _other_ca(workdir, address)
+    box = host(name)
+    box.check_output("systemctl stop emqx; cd %s/cluster-tls && for f in node.pem node.key ca.pem; do cp -p $f $f.good; done" % SECRETS)
+    try:
+        for f in ("node.pem", "node.key", "ca.pem"):
+            box.check_output("printf '%%s' %s | base64 -d > %s/cluster-tls/%s" % (_b64((other / f).read_text()), SECRETS, f))
+        box.check_output("systemctl start emqx")
+        others = sorted("emqx@" + ip for n, ip in ALL.items() if n != name)
+        # The others go on without it; it stays alone: 30 s is long past the static discovery's first rounds.
+        time.sleep(30)
+        assert all(running(n) == others for n in ALL if n != name), members(ALL)
+        assert running(name) in ([], ["emqx@" + address])
+        out = box.run("emqx ctl cluster join emqx@%s" % ALL["emq-cluster-1"])
+        assert "emqx@" + address not in running("emq-cluster-1"), out.stdout + out.stderr
+    finally:
+        box.check_output("systemctl stop emqx; cd %s/cluster-tls && for f in node.pem node.key ca.pem; do mv $f.good $f; done;"
+                         " systemctl start emqx" % SECRETS)
+    # With its own certificate back, it is a member again: the certificate was what kept it out.
+    assert wait(lambda: all(running(n) == EVERYONE for n in ALL), 120), members(ALL)

@@ -62,6 +62,7 @@ def target_node():
     cookie = os.environ.get("EMQX_NODE__COOKIE")
     data_dir = os.environ.get("EMQX_NODE__DATA_DIR")
     raw_node = {}
+    raw = {}
     try:
         raw = schema.load_raw(_etc_dir())
         if isinstance(raw.get("node"), dict):
@@ -86,7 +87,42 @@ def target_node():
             pass
     name = name or vm_name or str(raw_node.get("name", "emqx@127.0.0.1"))
     cookie = cookie or vm_cookie or str(raw_node.get("cookie", "emqxsecretcookie"))
+    _cli_dist_tls(data_dir, raw)
     return name, cookie
+
+
+def _cli_dist_tls(data_dir, raw):
+    """bin/emqx for a non-boot command: the running node's `-ekka_proto_dist` and `-ssl_dist_optfile` (from its
+    command line in `ps -ef`; here the file the node wrote at boot), so nodetool connects over TLS with the
+    node's own options file. No such record: the config's cluster.proto_dist and the boot-time path
+    (EMQX_SSL_DIST_OPTFILE or $EMQX_ETC_DIR/ssl_dist.conf)."""
+    from . import ssldist
+    from .cluster import set_dist_tls
+    proto = optfile = None
+    try:
+        with open(os.path.join(data_dir, "configs", "standin.cmdline"), encoding="utf-8") as fh:
+            parts = fh.read().split()
+        for i, p in enumerate(parts[:-1]):
+            if p == "-ekka_proto_dist":
+                proto = parts[i + 1]
+            elif p == "-ssl_dist_optfile":
+                optfile = parts[i + 1]
+    except OSError:
+        pass
+    if proto is None:
+        proto = os.environ.get("EMQX_CLUSTER__PROTO_DIST")
+        if not proto:
+            cl = raw.get("cluster") if isinstance(raw, dict) else None
+            proto = str(cl.get("proto_dist", "inet_tcp")) if isinstance(cl, dict) else "inet_tcp"
+    if proto not in ssldist.DIST_TLS_PROTOS:
+        set_dist_tls(None)
+        return
+    optfile = optfile or ssldist.optfile_for_boot(_etc_dir())
+    try:
+        set_dist_tls(ssldist.load(optfile))
+    except ssldist.OptfileError as e:
+        sys.stderr.write("ERROR: cannot use -ssl_dist_optfile %s: %s\n" % (optfile, e))
+        set_dist_tls(None)
 
 
 def _hidden_name(target):
@@ -124,6 +160,21 @@ def is_running(name, cookie):
 
 # ---------------------------------------------------------------------------------------------
 
+def _boot_dist_optfile(conf):
+    """bin/emqx for a boot command: with inet_tls / inet6_tls the VM gets
+    `-ssl_dist_optfile ${EMQX_SSL_DIST_OPTFILE:-$EMQX_ETC_DIR/ssl_dist.conf}`, refused when it has a space.
+    -> (optfile or None, ok)."""
+    from . import ssldist
+    if conf["cluster"]["proto_dist"] not in ssldist.DIST_TLS_PROTOS:
+        return None, True
+    optfile = ssldist.optfile_for_boot(_etc_dir())
+    if " " in optfile:
+        for line in ssldist.space_refusal(optfile, os.environ.get("RUNNER_ROOT_DIR") or "/usr/lib/emqx"):
+            sys.stderr.write(line + "\n")
+        return None, False
+    return optfile, True
+
+
 def cmd_foreground():
     # bin/emqx (maybe_log_to_console/0): foreground and console, not the daemon `start`, make the console the
     # default log handler unless the environment names one (the package's unit: file) or EMQX_LOG__TO=default.
@@ -132,9 +183,13 @@ def cmd_foreground():
     conf = load_boot_config()
     if conf is None:
         return 1
+    optfile, ok = _boot_dist_optfile(conf)
+    if not ok:
+        return 1
     from .node import Node
     foreground = os.environ.get("_EMQX_START_MODE") != "start"
     node = Node(conf, _etc_dir(), foreground=foreground)
+    node.ssl_dist_optfile = optfile
     return asyncio.run(node.run())
 
 
@@ -142,6 +197,17 @@ def cmd_start(args):
     conf = load_boot_config()
     if conf is None:
         return 1
+    optfile, ok = _boot_dist_optfile(conf)
+    if not ok:
+        return 1
+    if optfile is not None:
+        # nodetool (the ping, emqx:is_running()) connects with the same options file
+        from . import ssldist
+        from .cluster import set_dist_tls
+        try:
+            set_dist_tls(ssldist.load(optfile))
+        except ssldist.OptfileError:
+            pass   # the node itself reports it and stops
     name, cookie = conf["node"]["name"], conf["node"]["cookie"]
     if ping(name, cookie):
         sys.stderr.write("ERROR: node_is_already_running!\n")

@@ -50,6 +50,24 @@ class NodeDown(Exception):
     pass
 
 
+# Erlang distribution over TLS (ssldist.DistTLS) when cluster.proto_dist is inet_tls / inet6_tls: set once
+# per process (the node at boot, the CLI before it connects), used by every dist listener and connection
+DIST_TLS = None
+
+
+def set_dist_tls(tls):
+    global DIST_TLS
+    DIST_TLS = tls
+
+
+def _client_tls(target):
+    """(ssl context, server_hostname) for a dist connection to `target`, or (None, None)."""
+    tls = DIST_TLS
+    if tls is None:
+        return None, None
+    return tls.client_ctx, tls.server_hostname(node_host(target)) or ""
+
+
 class DiscoveryError(Exception):
     pass
 
@@ -365,8 +383,14 @@ class DistConn:
     async def open(cls, self_name, cookie, target, hidden=False, timeout=CONNECT_TIMEOUT, inet6=False, log=None):
         try:
             host = resolve_host(node_host(target), inet6)
+            ctx, sni = _client_tls(target)
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, dist_port(target)), timeout)
+                asyncio.open_connection(host, dist_port(target), ssl=ctx, server_hostname=sni), timeout)
+        except ssl.SSLError as e:
+            # inet_tls_dist: ssl:connect/4 failed (the peer's certificate, or ours, was refused)
+            if log:
+                log("warning", "TLS distribution connection to node %s failed: %s" % (erlfmt.atom(target), e))
+            raise NodeDown("TLS handshake failed: %s" % e)
         except (OSError, asyncio.TimeoutError, NodeDown) as e:
             raise NodeDown(str(e) or "connect failed")
         try:
@@ -418,6 +442,13 @@ def sync_call(self_name, cookie, target, op, timeout=10.0, **args):
     try:
         host = resolve_host(node_host(target))
         sock = socket.create_connection((host, dist_port(target)), timeout=CONNECT_TIMEOUT)
+        ctx, sni = _client_tls(target)
+        if ctx is not None:
+            try:
+                sock = ctx.wrap_socket(sock, server_hostname=sni or None)
+            except OSError:
+                sock.close()
+                raise
     except OSError as e:
         raise NodeDown(str(e))
     f = sock.makefile("rwb")
@@ -765,11 +796,14 @@ class ClusterManager:
         bind = bind_address(self.name, self.inet6)
         dport = dist_port(self.name)
         try:
-            self.dist_server = await asyncio.start_server(self._serve_dist, bind, dport, reuse_address=True)
+            self.dist_server = await asyncio.start_server(
+                self._serve_dist, bind, dport, reuse_address=True,
+                ssl=DIST_TLS.server_ctx if DIST_TLS is not None else None)
         except OSError as e:
-            raise RuntimeError("Protocol 'inet_tcp': could not listen on %s:%d (%s); the name %s seems to be "
+            raise RuntimeError("Protocol '" + self.conf["cluster"]["proto_dist"] + "': could not listen on %s:%d (%s); the name %s seems to be "
                                "in use by another Erlang node" % (bind, dport, e.strerror or e, self.name))
         rport = rpc_port(self.name, self.rpc_conf)
+        self.rpc_tls_check()
         try:
             self.rpc_server = await asyncio.start_server(self._serve_rpc, bind, rport, reuse_address=True,
                                                          ssl=self.rpc_server_ssl())
@@ -832,31 +866,57 @@ class ClusterManager:
         self.senders.clear()
         self.up.clear()
 
+    # gen_rpc 3.5.1 `include/ssl.hrl`, `src/driver/gen_rpc_driver_ssl.erl` `merge_ssl_options/1`: both sides
+    # always {verify, verify_peer}; the server adds {fail_if_no_peer_cert, true}; the client
+    # {server_name_indication, disable} (no host name check); certfile, keyfile, cacertfile come from rpc.*
+    # only when set. Without a cacertfile, ssl refuses verify_peer ({options, incompatible, ...}, OTP
+    # ssl.erl opt_cacerts/3): ssl:listen/2 fails, gen_rpc_server:init/1 stops, gen_rpc (so EMQX) does not start.
+    def rpc_tls_check(self):
+        if self.rpc_conf.get("protocol") != "ssl":
+            return
+        if not self.rpc_conf.get("cacertfile"):
+            raise RuntimeError("{failed_to_start_app,gen_rpc,...}: gen_rpc_server_ssl failed_to_setup_server: "
+                               "{options,incompatible,[{verify,verify_peer},{cacerts,undefined}]} "
+                               "(rpc.protocol = ssl needs rpc.cacertfile)")
+
+    def _rpc_ctx(self, role):
+        c = self.rpc_conf
+        if role == "server":
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        versions = [v for v in (c.get("tls_versions") or []) if v in ("tlsv1.2", "tlsv1.3")]
+        if versions:
+            vals = sorted(ssl.TLSVersion.TLSv1_2 if v == "tlsv1.2" else ssl.TLSVersion.TLSv1_3 for v in versions)
+            ctx.minimum_version, ctx.maximum_version = vals[0], vals[-1]
+        # ssl reads the files when a connection is set up: one it cannot read fails every handshake
+        # (no certificate to offer, or no CA to verify the peer against), it does not stop the node
+        if c.get("certfile"):
+            try:
+                ctx.load_cert_chain(c["certfile"], c.get("keyfile") or c["certfile"])
+            except (OSError, ssl.SSLError) as e:
+                self.log("error", "gen_rpc: cannot use rpc.certfile %s: %s" % (c["certfile"], e))
+        if c.get("cacertfile"):
+            try:
+                ctx.load_verify_locations(c["cacertfile"])
+            except (OSError, ssl.SSLError) as e:
+                self.log("error", "gen_rpc: cannot use rpc.cacertfile %s: %s" % (c["cacertfile"], e))
+        return ctx
+
     def rpc_server_ssl(self):
         if self.rpc_conf.get("protocol") != "ssl":
             return None
         if self._rpc_ssl_server is None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(self.rpc_conf["certfile"], self.rpc_conf.get("keyfile"))
-            if self.rpc_conf.get("cacertfile"):
-                ctx.load_verify_locations(self.rpc_conf["cacertfile"])
-                ctx.verify_mode = ssl.CERT_REQUIRED
-            self._rpc_ssl_server = ctx
+            self._rpc_ssl_server = self._rpc_ctx("server")
         return self._rpc_ssl_server
 
     def rpc_client_ssl(self):
         if self.rpc_conf.get("protocol") != "ssl":
             return None
         if self._rpc_ssl_client is None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            if self.rpc_conf.get("cacertfile"):
-                ctx.load_verify_locations(self.rpc_conf["cacertfile"])
-                ctx.verify_mode = ssl.CERT_REQUIRED
-            else:
-                ctx.verify_mode = ssl.CERT_NONE
-            ctx.load_cert_chain(self.rpc_conf["certfile"], self.rpc_conf.get("keyfile"))
-            self._rpc_ssl_client = ctx
+            self._rpc_ssl_client = self._rpc_ctx("client")
         return self._rpc_ssl_client
 
     async def _serve_dist(self, reader, writer):

@@ -275,6 +275,8 @@ class Node:
         self.apps_running = False
         self._apps_restart = None
         self._retainer_gc = None
+        # bin/emqx: -ssl_dist_optfile for inet_tls / inet6_tls (cli.py sets it), None for inet_tcp
+        self.ssl_dist_optfile = None
 
     # ------------------------------------------------------------------ boot
     async def run(self):
@@ -330,13 +332,27 @@ class Node:
         conf = self.conf
         if FAIL_BOOT:
             raise BootError("emqx_standin: this package was built with --fail-boot (test equipment): it never boots")
-        from .cluster import NodeDown, DistConn
+        from .cluster import NodeDown, DistConn, set_dist_tls
+        if self.ssl_dist_optfile is not None:
+            # OTP ssl_dist_sup:start_link/0 reads -ssl_dist_optfile when distribution starts: a file it cannot
+            # read or parse stops the VM before EMQX starts. The options themselves are checked by ssl at the
+            # first connection in OTP; the stand-in checks them here and refuses the boot (stricter).
+            from . import ssldist
+            try:
+                tls = ssldist.load(self.ssl_dist_optfile)
+            except ssldist.OptfileError as e:
+                raise BootError("Erlang distribution over TLS (cluster.proto_dist = %s) cannot start with "
+                                "-ssl_dist_optfile %s: %s" % (conf["cluster"]["proto_dist"],
+                                                             self.ssl_dist_optfile, e))
+            for err in tls.errors:
+                self.log("error", "TLS distribution: %s (every TLS handshake will fail)" % err)
+            set_dist_tls(tls)
         try:
             conn = await DistConn.open("probe%d@%s" % (os.getpid(), self.name.split("@", 1)[1]),
                                        conf["node"]["cookie"], self.name, hidden=True, timeout=1.0)
             conn.close()
-            raise BootError("Protocol 'inet_tcp': the name %s seems to be in use by another Erlang node"
-                            % self.name)
+            raise BootError("Protocol '%s': the name %s seems to be in use by another Erlang node"
+                            % (conf["cluster"]["proto_dist"], self.name))
         except NodeDown:
             pass
         if conf["node"]["cookie"] == DEFAULT_COOKIE:
@@ -361,6 +377,10 @@ class Node:
             self.cluster.load()
         except OSError as e:
             raise BootError("cannot open mnesia dir %s: %s" % (self.cluster.state_dir, e))
+        try:
+            self.cluster.rpc_tls_check()
+        except RuntimeError as e:
+            raise BootError(str(e))
         try:
             await self.cluster.start_ekka()
         except RuntimeError as e:
@@ -639,6 +659,15 @@ class Node:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(path + ".tmp", path)
+        # what bin/emqx appends to the boot command (`-ekka_proto_dist`, `-emqx_data_dir`, and
+        # `-ssl_dist_optfile` in the VM args for inet_tls), where its non-boot commands find them in `ps -ef`;
+        # the stand-in's CLI reads this file instead
+        line = "-ekka_proto_dist %s -emqx_data_dir %s" % (self.conf["cluster"]["proto_dist"], self.data_dir)
+        if self.ssl_dist_optfile is not None:
+            line = "-ssl_dist_optfile %s %s" % (self.ssl_dist_optfile, line)
+        with open(os.path.join(cfg_dir, "standin.cmdline.tmp"), "w") as fh:
+            fh.write(line + "\n")
+        os.replace(os.path.join(cfg_dir, "standin.cmdline.tmp"), os.path.join(cfg_dir, "standin.cmdline"))
         for old in sorted(glob.glob(os.path.join(cfg_dir, "vm.*.args")))[:-3]:
             if old != path:
                 try:

@@ -104,7 +104,20 @@ BASE = {
     "nr_open": "1048576\n",
     "nginx_lb_hosts": [],
     "haproxy_lb_client_ca_files": {},
+    "emq_node_cluster_tls": False,
+    "emq_node_cluster_tls_source": "files",
+    "emq_node_cluster_tls_ca_file": "",
+    "emq_node_cluster_tls_cert_file": "",
+    "emq_node_cluster_tls_key_file": "",
+    "emq_node_cluster_tls_lab_ca_dir": "/srv/inventory/.cluster-ca",
+    "emq_node_cluster_tls_lab_days": 365,
+    "emq_node_tls_lab_ca_dir": "/srv/inventory/.lab-ca",
+    "_emq_node_ssl_dist_file": "/etc/emqx-secrets/ssl_dist.conf",
+    "cluster_tls_ca_file_found": False,
 }
+CLUSTER_TLS_FILES = {"emq_node_cluster_tls": True, "emq_node_cluster_tls_ca_file": "/srv/ca.pem",
+                     "emq_node_cluster_tls_cert_file": "/srv/n1.pem", "emq_node_cluster_tls_key_file": "/srv/n1.key",
+                     "cluster_tls_ca_file_found": True}
 
 PACKAGE = {"emq_node_install_source": "package", "emq_node_package_file": "files/emqx-5.8.9-debian12-amd64.deb",
            "package_file_stat": {"exists": True, "isreg": True}}
@@ -162,12 +175,29 @@ def test_the_base_names_every_input():
     pytest.param({"emq_node_sysctl_apply": True, "nr_open": "", "emq_node_target_connections": 600000000}, id="sysctls-applied-nr-open-unread"),
     pytest.param({"emq_node_dashboard_password_previous": "Old-Password-1"}, id="previous-password"),
     pytest.param({"emq_node_secrets_dir": "/etc/emqx-secrets", "emq_node_api_key_file": "/etc/emqx-api/keys"}, id="key-file-elsewhere"),
+    pytest.param(CLUSTER_TLS_FILES, id="cluster-tls-files"),
+    pytest.param({"emq_node_cluster_tls": True, "emq_node_cluster_tls_source": "lab"}, id="cluster-tls-lab"),
+    pytest.param({"emq_node_cluster_tls_source": "nonsense", "emq_node_cluster_tls_lab_days": 0}, id="cluster-tls-off-unread"),
 ])
 def test_valid_inputs_give_no_problem(changes):
     assert problems_of(**changes) == []
 
 
 CASES = [
+    # TLS between the nodes
+    ("cluster-tls-source-unknown", {"emq_node_cluster_tls": True, "emq_node_cluster_tls_source": "vault"},
+     ('emq_node_cluster_tls_source is "vault"', "files", "lab")),
+    ("cluster-tls-files-empty", {"emq_node_cluster_tls": True},
+     ("emq_node_cluster_tls_ca_file, emq_node_cluster_tls_cert_file, emq_node_cluster_tls_key_file are empty", "naming 10.0.0.1")),
+    ("cluster-tls-ca-missing", dict(CLUSTER_TLS_FILES, cluster_tls_ca_file_found=False),
+     ('emq_node_cluster_tls_ca_file = "/srv/ca.pem" is not a readable file',)),
+    ("cluster-tls-lab-shares-devices-ca", {"emq_node_cluster_tls": True, "emq_node_cluster_tls_source": "lab",
+                                           "emq_node_cluster_tls_lab_ca_dir": "/srv/inventory/.lab-ca/"},
+     ("the lab CA directory of the devices (emq_node_tls_lab_ca_dir)",)),
+    ("cluster-tls-lab-days", {"emq_node_cluster_tls": True, "emq_node_cluster_tls_source": "lab", "emq_node_cluster_tls_lab_days": 400},
+     ("emq_node_cluster_tls_lab_days=400 is outside 1..366",)),
+    ("cluster-tls-space-in-path", dict(CLUSTER_TLS_FILES, _emq_node_ssl_dist_file="/etc/emqx secrets/ssl_dist.conf"),
+     ("bin/emqx refuses to boot with a space", "emq_node_secrets_dir")),
     # operating system
     ("os-unsupported", {"distribution": "Alpine", "distribution_major_version": "3", "distribution_version": "3.20"},
      ("n1 runs Alpine 3.20", "Supported: Debian 12 (bookworm) and Debian 13 (trixie)", "remove it from the group emq_nodes")),

@@ -105,8 +105,8 @@ class SessionTraffic:
     clean session off through one load balancer, a publisher through another sending a numbered message
     every interval seconds. Both reconnect by themselves (within a second), as devices do; the subscriber
     subscribes again when the broker has no session for it (session present 0). Bounded by limit messages.
-    report() gives the figures: messages acknowledged to the publisher, received, lost, duplicated, the
-    subscriber's reconnects and its longest time without a connection."""
+    report() gives the figures: messages acknowledged to the publisher, received, lost (and the numbers of
+    the first five lost), duplicated, the subscriber's reconnects and its longest time without a connection."""
 
     def __init__(self, sub_lb, pub_lb, port, ca, interval=0.05, limit=20000):
         self.topic = "molecule/session/%s" % uuid.uuid4().hex[:8]
@@ -116,9 +116,12 @@ class SessionTraffic:
         self.sub = self._client("molecule-session-sub-%s" % uuid.uuid4().hex[:6], ca, clean=False)
         self.sub.on_connect = self._sub_connected
         self.sub.on_disconnect = self._sub_disconnected
+        self.sub.on_subscribe = lambda c, u, mid, codes, p=None: self._subscribed.set()
         self.sub.on_message = lambda c, u, msg: self.received.append(int(msg.payload))
         self.pub = self._client("molecule-session-pub-%s" % uuid.uuid4().hex[:6], ca, clean=True)
         self.pub.on_publish = self._published
+        # set on the SUBACK: subscribe() from on_connect only queues the packet for the network thread,
+        # so a publisher started on the CONNACK could reach the broker before the subscription does
         self._subscribed = threading.Event()
         self.sub.connect(sub_lb, port, keepalive=30)
         self.sub.loop_start()
@@ -146,7 +149,6 @@ class SessionTraffic:
         if not flags.session_present:
             self.fresh_sessions += 1
             client.subscribe(self.topic, qos=1)
-            self._subscribed.set()
 
     def _sub_disconnected(self, client, userdata, flags, reason, properties=None):
         if self._down_since is None:
@@ -187,7 +189,8 @@ class SessionTraffic:
 
     def report(self):
         got = set(self.received)
-        return dict(acked=len(self.acked), received=len(got), lost=len(self.acked - got),
+        lost = sorted(self.acked - got)
+        return dict(acked=len(self.acked), received=len(got), lost=len(lost), lost_first=lost[:5],
                     duplicated=len(self.received) - len(got), reconnects=len(self.outages),
                     longest_outage_s=max(self.outages, default=0.0), fresh_sessions=self.fresh_sessions - 1)
 

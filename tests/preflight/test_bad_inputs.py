@@ -219,6 +219,18 @@ class Run:
         found = re.findall(r"^\[ERROR\]: Task failed: (?:Action failed: )?(.*?)(?=^Origin:|\Z)", self.output, re.M | re.S)
         return [" ".join(m.split()) for m in found]
 
+    @property
+    def host_messages(self) -> dict[str, list[str]]:
+        """{host: the msg of each of its failures}, from the result lines ('fatal: [host]: FAILED! => {...}')."""
+        out: dict[str, list[str]] = {}
+        for host, result in re.findall(r"^(?:fatal|failed): \[([^\]]+)\][^\n]*? => (\{.*\})$", self.output, re.M):
+            try:
+                msg = json.loads(result).get("msg", "")
+            except ValueError:
+                msg = result
+            out.setdefault(host, []).append(" ".join(str(msg).split()))
+        return out
+
     def explain(self) -> str:
         return "\n$ " + " ".join(self.cmd) + f"\nrc={self.rc}\nmodules: {self.modules}\n" + self.output[-8000:]
 
